@@ -1,0 +1,3 @@
+from vocalcli.cli import main
+
+main()

@@ -1,0 +1,307 @@
+"""Every setting of a project, with its default: the only place defaults live.
+
+vocal.yaml mirrors these dataclasses section by section. Loading is strict: an unknown key or a value of
+the wrong type is a ConfigError naming the key, because a typo silently ignored costs a training run.
+Field metadata carries the unit/help text that is written as a comment into vocal.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vocalcli.errors import ConfigError
+
+
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """A config field with its comment (units!) and, for strings, the allowed values."""
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = opt(16000, "Hz; every song is resampled to this rate")
+    n_fft: int = opt(512, "samples per FFT frame (32 ms at 16 kHz)")
+    win_length: int = opt(512, "samples in the Hann window")
+    hop_length: int = opt(256, "samples between frames (16 ms at 16 kHz)")
+    n_mels: int = opt(48, "mel bands")
+    fmin: float = opt(0.0, "Hz, lowest mel band edge")
+    fmax: float = opt(8000.0, "Hz, highest mel band edge (<= sample_rate / 2)")
+    start_s: float = opt(30.0, "seconds; start of the analysed window in each song")
+    end_s: float = opt(150.0, "seconds; end of the window; shorter songs are 'too_short'")
+    log_floor: float = opt(1e-6, "power floor added before the natural log of the mel")
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of a full window: 1 + samples // hop (centred STFT) = 7501 for the defaults."""
+        return 1 + round((self.end_s - self.start_s) * self.sample_rate) // self.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second."""
+        return self.sample_rate / self.hop_length
+
+
+@dataclass
+class PrepareConfig:
+    separate: str = opt(
+        "auto", "MR removal: auto (demucs if usable, else harmonic), demucs, harmonic, repet, none",
+        choices=("auto", "demucs", "harmonic", "repet", "none"),
+    )
+    workers: int = opt(0, "parallel processes; 0 = number of CPUs")
+    silence_db: float = opt(-60.0, "dBFS; a window whose RMS is below this is 'silent'")
+
+
+@dataclass
+class SplitConfig:
+    train: float = opt(0.7, "fraction of each singer's songs for training")
+    val: float = opt(0.15, "fraction for validation")
+    test: float = opt(0.15, "fraction for testing")
+
+
+@dataclass
+class BalanceConfig:
+    songs_per_singer: int = opt(30, "songs kept per singer; singers with fewer are dropped")
+    holdout_singers: int = opt(0, "singers put entirely into the test split (unseen-singer checks)")
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass
+class TrainConfig:
+    """training loop settings (each model has its own copy so they can differ)"""
+
+    epochs: int = opt(30, "passes over the training songs")
+    batch_size: int = opt(32, "crops per step")
+    lr: float = opt(1e-3, "peak learning rate (AdamW), cosine decay after warmup")
+    weight_decay: float = opt(1e-4, "AdamW weight decay")
+    warmup_steps: int = opt(100, "linear LR warmup steps")
+    grad_clip: float = opt(1.0, "max gradient norm; 0 = off")
+    steps_per_epoch: int = opt(0, "steps per epoch; 0 = one crop per training song")
+    workers: int = opt(0, "DataLoader worker processes")
+
+
+@dataclass
+class ContrastiveConfig:
+    pitch_shift: str = opt("neg", "pitch shift as pos(itive view), neg(ative), or none",
+                           choices=("pos", "neg", "none"))
+    time_stretch: str = opt("neg", "time stretch as pos, neg, or none", choices=("pos", "neg", "none"))
+    crop_s: float = opt(5.0, "seconds per random crop")
+    semitones: float = opt(3.0, "max |pitch shift| in semitones")
+    stretch_factors: list = opt([0.65, 1.70], "tempo factors for time stretch (>1 = faster)")
+    temperature: float = opt(0.07, "InfoNCE temperature")
+    queue_size: int = opt(4096, "memory-bank negatives (MoCo queue); 0 = in-batch negatives only")
+    momentum: float = opt(0.99, "EMA momentum of the key encoder that fills the queue")
+    embedding_dim: int = opt(128, "size of the timbre embedding")
+    channels: int = opt(64, "conv channels of the encoder's first block (doubled per block)")
+    extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class TCAEConfig:
+    channels: int = opt(64, "residual channels")
+    latent_channels: int = opt(16, "channels of the melody latent")
+    layers_per_stack: int = opt(6, "dilated layers per stack; dilations 1, 2, 4, ...")
+    stacks: int = opt(2, "stacks of dilated layers in encoder and in decoder")
+    kernel_size: int = opt(2, "causal conv kernel size")
+    downsample: int = opt(4, "time downsampling of the latent (frames per latent step)")
+    crop_s: float = opt(20.0, "seconds per training crop (0 = whole songs)")
+    loss: str = opt("l1", "reconstruction loss on normalised log-mel", choices=("l1", "mse"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=8))
+
+
+@dataclass
+class GenderConfig:
+    features: str = opt("timbre", "classifier input: timbre embeddings or mel statistics",
+                        choices=("timbre", "mel"))
+    val_singers: float = opt(0.25, "fraction of labelled singers held out for evaluation")
+    c: float = opt(1.0, "inverse L2 regularisation of the logistic regression")
+
+
+@dataclass
+class IndexWeights:
+    timbre: float = opt(1.0, "weight of the L2-normalised timbre embedding")
+    melody: float = opt(0.5, "weight of the L2-normalised melody embedding")
+
+
+@dataclass
+class IndexConfig:
+    weights: IndexWeights = field(default_factory=IndexWeights)
+    n_trees: int = opt(50, "Annoy trees (more = better recall, bigger index)")
+    search_k: int = opt(0, "Annoy nodes inspected per query; 0 = chosen for recall@10 >= 0.99")
+
+
+@dataclass
+class Config:
+    seed: int = opt(0, "one seed for numpy, torch, DataLoader, Annoy and splits")
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    tcae: TCAEConfig = field(default_factory=TCAEConfig)
+    gender: GenderConfig = field(default_factory=GenderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, strictly; ``where`` is the dotted key for messages."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'vocal.yaml'}: expected a mapping of keys, got {data!r}")
+    hints = _hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(
+            f"unknown key '{key}' in vocal.yaml; known keys here: {', '.join(names)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _coerce(hints[name], value, key, names[name])
+    obj = cls(**kwargs)
+    return obj
+
+
+def _coerce(tp: Any, value: Any, key: str, f: dataclasses.Field) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    bad = ConfigError(f"'{key}' must be {getattr(tp, '__name__', tp)}, got {value!r} in vocal.yaml")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"'{key}' must be one of {', '.join(choices)}; got {value!r} in vocal.yaml")
+        return value
+    if tp is list:
+        if not isinstance(value, list):
+            raise bad
+        return value
+    return value
+
+
+def validate(cfg: Config) -> Config:
+    """Cross-field checks that types alone cannot express."""
+    a = cfg.audio
+
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"'{key}' {msg} in vocal.yaml")
+
+    need(a.sample_rate > 0, "audio.sample_rate", "must be positive")
+    need(a.n_fft > 0 and a.win_length <= a.n_fft, "audio.win_length", "must be <= audio.n_fft")
+    need(a.hop_length > 0, "audio.hop_length", "must be positive")
+    need(a.n_mels > 0, "audio.n_mels", "must be positive")
+    need(0 <= a.fmin < a.fmax <= a.sample_rate / 2, "audio.fmax", "must satisfy fmin < fmax <= sample_rate/2")
+    need(0 <= a.start_s < a.end_s, "audio.end_s", "must be greater than audio.start_s (>= 0)")
+    need(a.log_floor > 0, "audio.log_floor", "must be positive")
+    need(cfg.balance.songs_per_singer > 0, "balance.songs_per_singer", "must be positive")
+    need(cfg.balance.holdout_singers >= 0, "balance.holdout_singers", "must be >= 0")
+    s = cfg.balance.split
+    need(min(s.train, s.val, s.test) >= 0 and abs(s.train + s.val + s.test - 1) < 1e-6,
+         "balance.split", "fractions must be >= 0 and sum to 1")
+    need(cfg.prepare.workers >= 0, "prepare.workers", "must be >= 0")
+    c = cfg.contrastive
+    need(c.temperature > 0, "contrastive.temperature", "must be positive")
+    need(c.crop_s > 0, "contrastive.crop_s", "must be positive")
+    need(len(c.stretch_factors) > 0 and all(isinstance(x, (int, float)) and x > 0 for x in c.stretch_factors),
+         "contrastive.stretch_factors", "must be a non-empty list of positive numbers")
+    need(c.queue_size >= 0, "contrastive.queue_size", "must be >= 0")
+    need(cfg.tcae.downsample >= 1, "tcae.downsample", "must be >= 1")
+    need(cfg.tcae.kernel_size >= 2, "tcae.kernel_size", "must be >= 2")
+    for sec in ("contrastive", "tcae"):
+        t: TrainConfig = getattr(cfg, sec).train
+        need(t.epochs >= 0, f"{sec}.train.epochs", "must be >= 0")
+        need(t.batch_size >= 2, f"{sec}.train.batch_size", "must be >= 2")
+        need(t.lr > 0, f"{sec}.train.lr", "must be positive")
+    w = cfg.index.weights
+    need(w.timbre >= 0 and w.melody >= 0 and w.timbre + w.melody > 0, "index.weights",
+         "must be >= 0 and not both 0")
+    return cfg
+
+
+def from_dict(data: dict[str, Any] | None) -> Config:
+    return validate(_build(Config, data or {}, ""))
+
+
+def load(path: Path) -> Config:
+    """Read vocal.yaml strictly (yaml.safe_load); missing keys take their defaults."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}; fix it or delete it to regenerate defaults") from e
+    try:
+        return from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def override(cfg: Config, dotted: dict[str, Any]) -> Config:
+    """Apply CLI overrides (``{"contrastive.train.epochs": 3}``) for one run; None values are ignored."""
+    data = cfg.to_dict()
+    for key, value in dotted.items():
+        if value is None:
+            continue
+        node = data
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return from_dict(data)
+
+
+def _yaml_scalar(v: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def to_yaml(cfg: Config) -> str:
+    """vocal.yaml text: every key with its value and a comment giving the unit or meaning."""
+    lines = ["# vocal project settings. Every key is shown with its default; edit values, keep keys.",
+             "# CLI flags override a value for one run. Unknown keys are an error.", ""]
+
+    def emit(obj: Any, indent: int) -> None:
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            pad = "  " * indent
+            if dataclasses.is_dataclass(v):
+                doc = (type(v).__doc__ or "").strip().splitlines()
+                lines.append(f"{pad}{f.name}:" + (f"  # {doc[0]}" if doc and not doc[0].startswith(type(v).__name__) else ""))
+                emit(v, indent + 1)
+            else:
+                help_ = f.metadata.get("help", "")
+                lines.append(f"{pad}{f.name}: {_yaml_scalar(v)}" + (f"  # {help_}" if help_ else ""))
+
+    emit(cfg, 0)
+    return "\n".join(lines) + "\n"
