@@ -19,6 +19,7 @@ from vocalcli.console import err, say, set_quiet
 from vocalcli.errors import VocalError
 from vocalcli.options import ForceOpt, JsonOpt, ProjectOpt, QuietOpt, WorkersOpt
 
+
 class _ErrorBoundary(TyperGroup):
     """Known errors become one red line and exit 1; VOCAL_DEBUG=1 shows the traceback instead."""
 
@@ -54,6 +55,162 @@ def _root(quiet: QuietOpt = False) -> None:
 
 def main() -> None:
     app(prog_name="vocal")
+
+
+
+
+def _dump_json(obj: object) -> None:
+    import json
+
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.command()
+def prepare(
+    songs_dir: Annotated[Path | None, typer.Argument(
+        help="Folder laid out as SONGS_DIR/<singer>/<song>.<wav|flac|ogg|opus|mp3|m4a|...>.",
+        show_default=False)] = None,
+    project: ProjectOpt = None,
+    meta: Annotated[Path | None, typer.Option(
+        "--meta", help="singers.csv with columns singer,gender[,genre] (default: SONGS_DIR/singers.csv).",
+        show_default=False)] = None,
+    separate: Annotated[str | None, typer.Option(
+        "--separate", help="MR removal: auto (demucs if usable, else harmonic) | demucs | harmonic | repet | "
+        "none (inputs are already vocal stems). Default: vocal.yaml prepare.separate.",
+        show_default=False)] = None,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", help="Process only the I-th of N deterministic subsets (e.g. 2/8), for spreading a "
+        "library over machines; then run 'vocal prepare --merge-shards'.", show_default=False)] = None,
+    merge_shards: Annotated[bool, typer.Option(
+        "--merge-shards", help="Merge the shard catalogs of finished --shard runs into catalog.csv.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Decode, separate the voice, cut the window and compute log-mels for every song.
+
+    Creates the project (vocal.yaml with every default) if there is none. Resumable: songs already done
+    with the same settings are skipped; changed files are redone; --force redoes everything. Exits 1 if
+    any file failed (each failure is in catalog.csv with its reason).
+    """
+    from vocalcli import config as config_mod
+    from vocalcli import prepare as prep
+    from vocalcli import project as project_mod
+    from vocalcli.console import progress_bar
+
+    root = project or Path(os.environ.get("VOCAL_PROJECT") or ".")
+    if merge_shards:
+        proj = project_mod.find(root)
+        rows = prep.merge_shards(proj)
+        say(f"merged shard catalogs: {len(rows)} songs in {proj.catalog}")
+        if json_out:
+            _dump_json({"songs": len(rows), "catalog": str(proj.catalog)})
+        return
+    if songs_dir is None:
+        raise typer.BadParameter("SONGS_DIR is required (or --merge-shards)")
+    created = not (Path(root) / project_mod.CONFIG_NAME).is_file()
+    proj = project_mod.init(root)  # prepare makes the project here; it does not walk up
+    if created:
+        say(f"created project {proj.root} (every setting in {proj.config_path.name})")
+    cfg = config_mod.override(proj.load_config(), {"prepare.separate": separate})
+    shard_t = prep.parse_shard(shard)
+    with progress_bar("prepare", total=None) as bar:
+        result = prep.prepare_files(
+            proj, songs_dir, cfg, meta_path=meta, workers=workers, force=force, shard=shard_t,
+            progress=bar, on_total=lambda n: bar(advance=0, total=n),
+        )
+    _render_prepare(result)
+    if json_out:
+        _dump_json({"counts": result.counts, "processed": result.processed, "skipped": result.skipped,
+                    "separation": result.separation, "catalog": str(result.catalog),
+                    "seconds": round(result.seconds, 2),
+                    "failed": [{k: r[k] for k in ("source", "status", "reason")} for r in result.failed]})
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _render_prepare(result) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    from vocalcli.console import is_quiet
+
+    if is_quiet():
+        return
+    err.print(f"prepare: {result.processed} processed, {result.skipped} already done "
+              f"in {result.seconds:.1f} s (separation: {result.separation})")
+    t = Table()
+    t.add_column("status")
+    t.add_column("songs", justify="right")
+    for status, n in sorted(result.counts.items()):
+        t.add_row(status, str(n))
+    err.print(t)
+    problems = [r for r in result.rows if r["status"] != "ok"]
+    if problems:
+        p = Table(title="songs not usable")
+        for c in ("source", "status", "reason"):
+            p.add_column(c, overflow="fold")
+        for r in problems[:50]:
+            p.add_row(r["source"], r["status"], r["reason"])
+        if len(problems) > 50:
+            p.add_row("...", "", f"{len(problems) - 50} more in catalog.csv")
+        err.print(p)
+    err.print(f"catalog: {result.catalog}")
+
+
+@app.command()
+def balance(
+    project: ProjectOpt = None,
+    songs_per_singer: Annotated[int | None, typer.Option(
+        "--songs-per-singer", "-n", help="Songs kept per singer (default: vocal.yaml balance.songs_per_singer).",
+        min=1, show_default=False)] = None,
+    holdout_singers: Annotated[int | None, typer.Option(
+        "--holdout-singers", help="Put K whole singers into the test split (unseen-singer checks).",
+        min=0, show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pick exactly N full-length songs per singer and split them train/val/test within each singer.
+
+    Too-short or failed songs are replaced by the singer's other songs; singers with fewer than N usable
+    songs are dropped and listed. Deterministic for the seed in vocal.yaml. Writes balanced.csv.
+    """
+    from rich.table import Table
+
+    from vocalcli import balance as bal
+    from vocalcli import project as project_mod
+    from vocalcli.console import is_quiet
+    from vocalcli.errors import MissingArtifact
+
+    proj = project_mod.find(project)
+    cfg = proj.load_config()
+    if not proj.catalog.exists():
+        raise MissingArtifact(f"no {proj.catalog.name} in {proj.root}; run 'vocal prepare SONGS_DIR' first")
+    result = bal.balance(project_mod.read_csv(proj.catalog), cfg.balance, cfg.seed,
+                         songs_per_singer, holdout_singers)
+    if not result.rows:
+        raise VocalError(
+            f"no singer has {songs_per_singer or cfg.balance.songs_per_singer} usable songs; "
+            "lower --songs-per-singer or add songs (see 'vocal prepare' summary)")
+    project_mod.write_csv(proj.balanced, result.rows, project_mod.BALANCED_FIELDS)
+    if not is_quiet():
+        sc = result.split_counts()
+        err.print(f"kept {len(result.kept_singers)} singers x {len(result.rows) // len(result.kept_singers)} "
+                  f"songs: train {sc['train']}, val {sc['val']}, test {sc['test']}"
+                  + (f"; held-out singers: {', '.join(result.holdout)}" if result.holdout else ""))
+        if result.replaced:
+            err.print("replaced unusable songs: " + ", ".join(f"{s} ({n})" for s, n in result.replaced.items()))
+        if result.dropped:
+            t = Table(title="dropped singers (fewer usable songs than required)")
+            for c in ("singer", "usable", "total", "why not usable"):
+                t.add_column(c)
+            for d in result.dropped:
+                t.add_row(d.singer, str(d.eligible), str(d.total),
+                          ", ".join(f"{k}: {v}" for k, v in d.reasons.items()))
+            err.print(t)
+        err.print(f"wrote {proj.balanced}")
+    if json_out:
+        _dump_json({"kept": result.kept_singers, "holdout": result.holdout, "splits": result.split_counts(),
+                    "replaced": result.replaced,
+                    "dropped": [d.__dict__ for d in result.dropped], "balanced": str(proj.balanced)})
 
 
 cli_train.register(app)

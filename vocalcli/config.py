@@ -91,21 +91,23 @@ class ContrastiveConfig:
     pitch_shift: str = opt("neg", "pitch shift as pos(itive view), neg(ative), or none",
                            choices=("pos", "neg", "none"))
     time_stretch: str = opt("neg", "time stretch as pos, neg, or none", choices=("pos", "neg", "none"))
-    crop_s: float = opt(5.0, "seconds per random crop")
+    crop_s: float = opt(5.0, "seconds per random crop (313 frames at 16 kHz / hop 256)")
     semitones: float = opt(3.0, "max |pitch shift| in semitones")
+    min_semitones: float = opt(1.0, "min |pitch shift| in semitones of a negative view")
     stretch_factors: list = opt([0.65, 1.70], "tempo factors for time stretch (>1 = faster)")
     temperature: float = opt(0.07, "InfoNCE temperature")
     queue_size: int = opt(4096, "memory-bank negatives (MoCo queue); 0 = in-batch negatives only")
     momentum: float = opt(0.99, "EMA momentum of the key encoder that fills the queue")
     embedding_dim: int = opt(128, "size of the timbre embedding")
-    channels: int = opt(64, "conv channels of the encoder's first block (doubled per block)")
+    channels: int = opt(32, "conv channels of the encoder's first block (doubled per block, max x4)")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
+    eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
 class TCAEConfig:
-    channels: int = opt(64, "residual channels")
+    channels: int = opt(48, "residual channels")
     latent_channels: int = opt(16, "channels of the melody latent")
     layers_per_stack: int = opt(6, "dilated layers per stack; dilations 1, 2, 4, ...")
     stacks: int = opt(2, "stacks of dilated layers in encoder and in decoder")
@@ -235,13 +237,25 @@ def validate(cfg: Config) -> Config:
     need(len(c.stretch_factors) > 0 and all(isinstance(x, (int, float)) and x > 0 for x in c.stretch_factors),
          "contrastive.stretch_factors", "must be a non-empty list of positive numbers")
     need(c.queue_size >= 0, "contrastive.queue_size", "must be >= 0")
-    need(cfg.tcae.downsample >= 1, "tcae.downsample", "must be >= 1")
-    need(cfg.tcae.kernel_size >= 2, "tcae.kernel_size", "must be >= 2")
+    need(0 <= c.min_semitones <= c.semitones, "contrastive.min_semitones", "must be in [0, semitones]")
+    need(0 <= c.momentum < 1, "contrastive.momentum", "must be in [0, 1)")
+    need(c.embedding_dim > 0 and c.channels > 0, "contrastive.embedding_dim/channels", "must be positive")
+    need(c.extract_hop_s > 0, "contrastive.extract_hop_s", "must be positive")
+    need(c.eval_crops >= 1, "contrastive.eval_crops", "must be >= 1")
+    tc = cfg.tcae
+    need(tc.downsample >= 1, "tcae.downsample", "must be >= 1")
+    need(tc.kernel_size >= 2, "tcae.kernel_size", "must be >= 2")
+    need(tc.channels > 0 and tc.latent_channels > 0, "tcae.channels/latent_channels", "must be positive")
+    need(tc.layers_per_stack >= 1 and tc.stacks >= 1, "tcae.layers_per_stack/stacks", "must be >= 1")
+    need(tc.crop_s >= 0, "tcae.crop_s", "must be >= 0 (0 = whole songs)")
     for sec in ("contrastive", "tcae"):
         t: TrainConfig = getattr(cfg, sec).train
         need(t.epochs >= 0, f"{sec}.train.epochs", "must be >= 0")
         need(t.batch_size >= 2, f"{sec}.train.batch_size", "must be >= 2")
         need(t.lr > 0, f"{sec}.train.lr", "must be positive")
+        need(t.warmup_steps >= 0 and t.grad_clip >= 0, f"{sec}.train.warmup_steps/grad_clip", "must be >= 0")
+        need(t.steps_per_epoch >= 0 and t.workers >= 0, f"{sec}.train.steps_per_epoch/workers",
+             "must be >= 0")
     w = cfg.index.weights
     need(w.timbre >= 0 and w.melody >= 0 and w.timbre + w.melody > 0, "index.weights",
          "must be >= 0 and not both 0")
@@ -297,7 +311,8 @@ def to_yaml(cfg: Config) -> str:
             pad = "  " * indent
             if dataclasses.is_dataclass(v):
                 doc = (type(v).__doc__ or "").strip().splitlines()
-                lines.append(f"{pad}{f.name}:" + (f"  # {doc[0]}" if doc and not doc[0].startswith(type(v).__name__) else ""))
+                note = f"  # {doc[0]}" if doc and not doc[0].startswith(type(v).__name__) else ""
+                lines.append(f"{pad}{f.name}:{note}")
                 emit(v, indent + 1)
             else:
                 help_ = f.metadata.get("help", "")

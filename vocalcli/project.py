@@ -25,7 +25,7 @@ CONFIG_NAME = "vocal.yaml"
 
 CATALOG_FIELDS = [
     "song_id", "singer", "title", "source", "duration_s", "status", "reason", "mel",
-    "gender", "genre", "size", "mtime_ns", "settings",
+    "gender", "genre", "separation", "size", "mtime_ns", "settings",
 ]
 """catalog.csv columns; size + mtime_ns detect a changed source, settings = hash of what shaped the mel."""
 
@@ -54,6 +54,14 @@ class Project:
 
     def mel_path(self, song_id: str) -> Path:
         return self.mels / f"{song_id}.npy"
+
+    @property
+    def prepare_info(self) -> Path:
+        """prepare.json: where the songs came from (songs_dir), for baselines that re-read audio."""
+        return self.root / "prepare.json"
+
+    def shard_catalog(self, index: int, count: int) -> Path:
+        return self.root / "shards" / f"catalog.{index}-of-{count}.csv"
 
     @property
     def checkpoints(self) -> Path:
