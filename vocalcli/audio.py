@@ -22,6 +22,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".
                     ".aif", ".wma", ".webm", ".mka")
 """Extensions `vocal prepare` picks up; anything else in a singer folder is ignored."""
 
+_PREROLL_S = 0.5
+"""Seconds decoded before the window after a seek and then dropped: codec warm-up."""
+
 _SOUNDFILE_EXT = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3"}
 
 
@@ -66,7 +69,36 @@ def _decode_soundfile(path: Path, start_s: float, end_s: float | None) -> Decode
         data = f.read(max(stop - start, 0), dtype="float32", always_2d=True)
     if total <= 0:
         raise AudioError("no audio samples in file")
+    declared = _wav_declared_frames(path) if path.suffix.lower() == ".wav" else None
+    if declared is not None and declared > total:
+        # libsndfile silently shortens a cut-off WAV to what is there; the header knows better
+        raise AudioError(f"truncated file: header declares {declared / sr:.1f} s, only {total / sr:.1f} s present")
     return Decoded(np.ascontiguousarray(data.T), sr, total / sr)
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames the RIFF header promises (data chunk size / block align), or None if unreadable."""
+    import struct
+
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while chunk := fh.read(8):
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = fh.read(size)
+                block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                if size % 2:
+                    fh.seek(1, 1)
+            elif cid == b"data":
+                return size // block_align if block_align and size != 0xFFFFFFFF else None
+            else:
+                fh.seek(size + size % 2, 1)
+    return None
 
 
 def _decode_av(path: Path, start_s: float, end_s: float | None) -> Decoded:
@@ -89,9 +121,9 @@ def _decode_av(path: Path, start_s: float, end_s: float | None) -> Decoded:
             duration = container.duration / 1_000_000
         else:
             duration = float("nan")
-        if start_s > 0:
-            try:
-                container.seek(int(start_s * 1_000_000), any_frame=False, backward=True)
+        if start_s > _PREROLL_S:
+            try:  # seek early: MDCT codecs (aac, opus, vorbis) need a frame or two of warm-up
+                container.seek(int((start_s - _PREROLL_S) * 1_000_000), any_frame=False, backward=True)
             except Exception:
                 container.seek(0)
         resampler = av.AudioResampler(format="fltp")

@@ -1,0 +1,164 @@
+"""`vocal prepare`: statuses, resumability, workers, shards, ids, config errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from audio_fixtures import voice, write
+from typer.testing import CliRunner
+
+from vocalcli import prepare as prep
+from vocalcli import project as project_mod
+from vocalcli.cli import app
+
+runner = CliRunner()
+
+
+def make_songs(root: Path, singers: int = 2, songs: int = 3, seconds: float = 5.0) -> Path:
+    for s in range(singers):
+        (root / f"singer{s}").mkdir(parents=True, exist_ok=True)
+        for j in range(songs):
+            sf.write(root / f"singer{s}" / f"song{j}.flac", voice(seconds, 22050, f0=150 + 40 * s, seed=j), 22050)
+    return root
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def catalog(proj: Path) -> dict[str, dict[str, str]]:
+    return {r["source"]: r for r in project_mod.read_csv(proj / "catalog.csv")}
+
+
+def test_prepare_happy_path_and_rerun(tiny_project: Path, tmp_path: Path) -> None:
+    songs = make_songs(tmp_path / "songs")
+    (songs / "singers.csv").write_text("singer,gender,genre\nsinger0,F,pop\nsinger1,male,jazz\n")
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--json")
+    assert r.exit_code == 0, r.output
+    cat = catalog(tiny_project)
+    assert len(cat) == 6 and all(row["status"] == "ok" for row in cat.values())
+    row = cat["singer0/song0.flac"]
+    assert row["gender"] == "female" and row["genre"] == "pop" and cat["singer1/song2.flac"]["gender"] == "male"
+    mel = np.load(tiny_project / row["mel"])
+    assert mel.dtype == np.float16 and mel.shape == (48, 188)  # 1 + 3 s * 16000 / 256
+    assert json.loads(r.stdout)["processed"] == 6
+    info = json.loads((tiny_project / "prepare.json").read_text())
+    assert info["songs_dir"] == str(songs.resolve())
+
+    before = (tiny_project / row["mel"]).stat().st_mtime_ns
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 6
+    assert (tiny_project / row["mel"]).stat().st_mtime_ns == before
+
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--json", "--force")
+    assert json.loads(r.stdout)["processed"] == 6
+
+
+def test_changed_source_is_redone(tiny_project: Path, tmp_path: Path) -> None:
+    songs = make_songs(tmp_path / "songs", singers=1, songs=2)
+    assert run("prepare", str(songs), "-p", str(tiny_project)).exit_code == 0
+    sf.write(songs / "singer0/song1.flac", voice(5, 22050, f0=300), 22050)
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--json")
+    out = json.loads(r.stdout)
+    assert out["processed"] == 1 and out["skipped"] == 1
+
+
+def test_bad_inputs_each_get_a_status(tiny_project: Path, tmp_path: Path) -> None:
+    songs = make_songs(tmp_path / "songs", singers=1, songs=2)
+    bad = songs / "singer0"
+    (bad / "empty.wav").write_bytes(b"")
+    (bad / "notaudio.mp3").write_text("hello, I am a text file\n" * 100)
+    (bad / "corrupt.flac").write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    sf.write(bad / "silent.wav", np.zeros(22050 * 5, dtype=np.float32), 22050)
+    sf.write(bad / "short.wav", voice(2, 22050), 22050)
+    full = bad / "full.wav"
+    sf.write(full, voice(5, 22050), 22050)
+    trunc = bad / "truncated.wav"
+    trunc.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 3])
+    full.unlink()
+    r = run("prepare", str(songs), "-p", str(tiny_project))
+    assert r.exit_code == 1
+    cat = catalog(tiny_project)
+    status = {k.split("/")[1]: v["status"] for k, v in cat.items()}
+    assert status == {"song0.flac": "ok", "song1.flac": "ok", "empty.wav": "decode_error",
+                      "notaudio.mp3": "decode_error", "corrupt.flac": "decode_error", "silent.wav": "silent",
+                      "short.wav": "too_short", "truncated.wav": "decode_error"}
+    assert all(cat[k]["reason"] for k in cat if cat[k]["status"] != "ok")
+    assert "truncated" in cat["singer0/truncated.wav"]["reason"]
+    assert not list((tiny_project / "mels").glob("*.tmp"))
+
+
+def test_workers_two_equals_one_and_shards_union(tiny_project: Path, tmp_path: Path) -> None:
+    songs = make_songs(tmp_path / "songs", singers=2, songs=3)
+    one = tmp_path / "one"
+    shutil.copytree(tiny_project, one)
+    assert run("prepare", str(songs), "-p", str(one), "-w", "1").exit_code == 0
+    assert run("prepare", str(songs), "-p", str(tiny_project), "-w", "2").exit_code == 0
+    c1, c2 = catalog(one), catalog(tiny_project)
+    assert c1.keys() == c2.keys()
+    for k in c1:
+        np.testing.assert_array_equal(np.load(one / c1[k]["mel"]), np.load(tiny_project / c2[k]["mel"]))
+
+    sharded = tmp_path / "sharded"
+    shutil.copytree(tiny_project.parent / "proj", sharded, ignore=shutil.ignore_patterns("catalog.csv", "mels"))
+    for i in (1, 2, 3):
+        assert run("prepare", str(songs), "-p", str(sharded), "--shard", f"{i}/3").exit_code == 0
+    parts = [project_mod.read_csv(p) for p in sorted((sharded / "shards").glob("*.csv"))]
+    ids = [r["song_id"] for part in parts for r in part]
+    assert len(ids) == len(set(ids)) == 6
+    assert run("prepare", "-p", str(sharded), "--merge-shards").exit_code == 0
+    assert catalog(sharded).keys() == c1.keys()
+    assert run("prepare", str(songs), "-p", str(sharded), "--shard", "4/3").exit_code != 0
+
+
+@pytest.mark.parametrize("singer,name", [("Zoë Ångström", "my song (live).wav"), ("a b", "..wav"),
+                                         ("..", "x.wav"), ("歌手", "歌 1.wav")])
+def test_song_ids_are_filesystem_safe(singer: str, name: str) -> None:
+    sid = prep.song_id(singer, f"{singer}/{name}")
+    assert all(c.isascii() and (c.isalnum() or c in "-_") for c in sid)
+    assert not sid.startswith(".") and "/" not in sid
+    assert prep.song_id(singer, f"{singer}/{name}") == sid
+    assert prep.song_id(singer, f"{singer}/{name}x") != sid
+
+
+def test_unicode_paths_prepare(tiny_project: Path, tmp_path: Path) -> None:
+    songs = tmp_path / "songs"
+    write(songs / "Zoë Ångström" / "my song (live).wav", voice(5, 16000), 16000)
+    write(songs / "歌手" / "歌 1.wav", voice(5, 16000), 16000)
+    assert run("prepare", str(songs), "-p", str(tiny_project)).exit_code == 0
+    assert all(r["status"] == "ok" and (tiny_project / r["mel"]).is_file() for r in catalog(tiny_project).values())
+
+
+@pytest.mark.parametrize("yaml_text,key", [("audio:\n  n_melz: 40\n", "audio.n_melz"),
+                                           ("audio:\n  n_mels: forty\n", "audio.n_mels"),
+                                           ("prepare:\n  separate: magic\n", "prepare.separate"),
+                                           ("balance:\n  split: {train: 0.9, val: 0.2, test: 0.1}\n",
+                                            "balance.split")])
+def test_config_errors_name_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:
+    (tmp_path / "vocal.yaml").write_text(yaml_text)
+    songs = make_songs(tmp_path / "songs", singers=1, songs=1)
+    r = run("prepare", str(songs), "-p", str(tmp_path))
+    assert r.exit_code == 1
+    assert key in r.output
+
+
+def test_missing_project_says_how_to_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VOCAL_PROJECT", raising=False)
+    r = run("balance")
+    assert r.exit_code == 1 and "vocal prepare" in r.output
+
+
+def test_prepare_query_short_file_warns(tmp_path: Path) -> None:
+    from vocalcli.config import from_dict
+
+    cfg = from_dict({"audio": {"start_s": 1.0, "end_s": 4.0}, "prepare": {"separate": "none"}})
+    mel, info = prep.prepare_query(write(tmp_path / "q.wav", voice(2.5, 16000), 16000), cfg)
+    assert mel.shape[0] == 48 and info["warnings"]
+    mel, info = prep.prepare_query(write(tmp_path / "q2.wav", voice(5, 16000), 16000), cfg)
+    assert mel.shape == (48, 188) and not info["warnings"]
