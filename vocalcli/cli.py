@@ -213,5 +213,48 @@ def balance(
                     "dropped": [d.__dict__ for d in result.dropped], "balanced": str(proj.balanced)})
 
 
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("vocal-demo"),
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="14-second songs and a 10-second window instead of 2:40 songs (for tests).")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel processes.", min=1)] = 2,
+    json_out: JsonOpt = False,
+) -> None:
+    """Synthesize a labelled library (6 singers x 8 songs, male and female, with accompaniment) and
+    run the whole pipeline on it, explaining each step. Rerunning reuses what is done."""
+    import time
+
+    from vocalcli import demo as demo_mod
+
+    t0 = time.perf_counter()
+    say(f"[bold]vocal demo[/] in {directory.resolve()}")
+
+    def step(name: str, summary: dict) -> None:
+        say(f"[green]✓ {name}[/] ({time.perf_counter() - t0:.0f} s) " + _describe(name, summary))
+
+    from vocalcli.console import progress_bar
+
+    report = demo_mod.run_demo(directory, quick=quick, workers=workers, step=step, progress_factory=progress_bar)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    say(f"done in {report['seconds']:.0f} s. Try: cd {directory} && vocal --help")
+    if json_out:
+        _dump_json(report)
+
+
+def _describe(name: str, s: dict) -> str:
+    """One line per demo step, for people, in plain words."""
+    if name == "synthesize":
+        return (f"reused the songs in {s['dir']}" if s.get("reused") else
+                f"{s['songs']} songs by {s['singers']} synthetic singers in {s['dir']} (+ singers.csv)")
+    if name == "prepare":
+        return (f"decoded, removed the accompaniment ({s['separation']}) and made mels: {s['counts']} "
+                f"({s['skipped']} already done)")
+    if name == "balance":
+        return (f"{s['kept']} singers kept, short songs replaced {s['replaced']}, dropped {s['dropped']}; "
+                f"splits {s['splits']}")
+    return ", ".join(f"{k}: {v}" for k, v in s.items() if not isinstance(v, (dict, list)))
+
+
 cli_train.register(app)
 cli_use.register(app)

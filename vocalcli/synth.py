@@ -180,42 +180,68 @@ def sing(singer: Singer, melody_id: int, seconds: float, sr: int, seed: int) -> 
     return vocal.astype(np.float32), acc.astype(np.float32)
 
 
-def make_library(out: Path, n_singers: int = 6, songs_per_singer: int = 8, seconds: float = 160.0,
+@dataclass
+class LibraryPlan:
+    """What to write: one job per song (arguments of ``write_song``) and the label files."""
+
+    out: Path
+    singers: list[Singer]
+    jobs: list[tuple]
+    labels: list[dict[str, str]]
+
+    def write_labels(self) -> None:
+        with open(self.out / "singers.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["singer", "gender", "genre"])
+            for s in self.singers:
+                w.writerow([s.name, s.gender, s.genre])
+        with open(self.out / "melody_labels.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["source", "melody"])
+            w.writeheader()
+            w.writerows(self.labels)
+
+
+def plan_library(out: Path, n_singers: int = 6, songs_per_singer: int = 8, seconds: float = 160.0,
                  short_seconds: float = 100.0, n_short: int = 1, sr: int = 22050, seed: int = 0,
                  formats: tuple[str, ...] = ("flac", "wav", "ogg"), vocal_to_accomp_db: float = 3.0,
-                 stems: bool = False) -> dict:
-    """Write ``out/<singer>/<song>.<ext>`` mixtures + singers.csv + melody_labels.csv; returns a summary.
+                 stems: bool = False) -> LibraryPlan:
+    """Plan ``out/<singer>/<song>.<ext>`` mixtures; every singer sings melodies 0..songs-1.
 
     The first ``n_short`` songs of every other singer are ``short_seconds`` long (too short for the
-    window), so balancing has something to replace. With ``stems`` the clean vocals go to ``out/../stems``.
+    window), so balancing has something to replace. With ``stems`` clean vocals go to ``out/../stems``.
     """
-    import soundfile as sf
-
     out = Path(out)
     singers = default_singers(n_singers, seed)
-    labels = []
+    jobs, labels = [], []
     for si, s in enumerate(singers):
-        (out / s.name).mkdir(parents=True, exist_ok=True)
         for j in range(songs_per_singer):
-            melody_id = j
             dur = short_seconds if (j < n_short and si % 2 == 1) else seconds
-            vocal, acc = sing(s, melody_id, dur, sr, seed=seed * 10_000 + si * 100 + j)
-            gain = 10 ** (-vocal_to_accomp_db / 20)
-            mix = 0.5 * (vocal + gain * acc)
-            ext = formats[(si + j) % len(formats)]
-            name = f"song{j + 1:02d}.{ext}"
-            sf.write(out / s.name / name, mix, sr)
-            if stems:
-                (out.parent / "stems" / s.name).mkdir(parents=True, exist_ok=True)
-                sf.write(out.parent / "stems" / s.name / f"song{j + 1:02d}.flac", 0.5 * vocal, sr)
-            labels.append({"source": f"{s.name}/{name}", "melody": f"m{melody_id:02d}"})
-    with open(out / "singers.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["singer", "gender", "genre"])
-        for s in singers:
-            w.writerow([s.name, s.gender, s.genre])
-    with open(out / "melody_labels.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["source", "melody"])
-        w.writeheader()
-        w.writerows(labels)
-    return {"singers": len(singers), "songs": len(labels), "dir": str(out)}
+            name = f"song{j + 1:02d}.{formats[(si + j) % len(formats)]}"
+            stem = out.parent / "stems" / s.name / f"song{j + 1:02d}.flac" if stems else None
+            jobs.append((s, j, dur, sr, seed * 10_000 + si * 100 + j, out / s.name / name, vocal_to_accomp_db,
+                         stem))
+            labels.append({"source": f"{s.name}/{name}", "melody": f"m{j:02d}"})
+    return LibraryPlan(out, singers, jobs, labels)
+
+
+def write_song(singer: Singer, melody_id: int, seconds: float, sr: int, seed: int, path: Path,
+               vocal_to_accomp_db: float, stem_path: Path | None = None) -> None:
+    """Sing one song and write the mixture (and optionally the clean vocal stem)."""
+    import soundfile as sf
+
+    vocal, acc = sing(singer, melody_id, seconds, sr, seed)
+    mix = 0.5 * (vocal + 10 ** (-vocal_to_accomp_db / 20) * acc)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, mix, sr)
+    if stem_path is not None:
+        Path(stem_path).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(stem_path, 0.5 * vocal, sr)
+
+
+def make_library(out: Path, **kw) -> dict:  # noqa: ANN003
+    """Write the whole library sequentially (see ``plan_library`` for the arguments)."""
+    plan = plan_library(out, **kw)
+    for job in plan.jobs:
+        write_song(*job)
+    plan.write_labels()
+    return {"singers": len(plan.singers), "songs": len(plan.jobs), "dir": str(out)}
