@@ -1,0 +1,132 @@
+"""Benchmark `vocal prepare` against baselines measured in the same run, on the same files.
+
+    python bench/prepare.py [--songs-dir DIR] [--n 8] [--separate none]
+
+Prints, per song: our prepare (one process) vs the naive pipeline (librosa.load of the whole file at
+16 kHz + librosa.feature.melspectrogram of the window) vs the sum of our standalone parts (decode the
+window, resample, mel); then 1 -> 2 worker scaling of the whole prepare. Ratios, not absolute times,
+are what to compare across machines. Default files: the shared corpus mixtures if present, else 2:40
+songs synthesized into a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def pick_files(songs_dir: Path, n: int) -> Path:
+    """A songs dir holding ``n`` songs (copied/linked from ``songs_dir`` round-robin over singers)."""
+    from vocalcli.prepare import discover
+
+    songs = discover(songs_dir)
+    by_singer: dict[str, list] = {}
+    for s in songs:
+        by_singer.setdefault(s.singer, []).append(s)
+    chosen, i = [], 0
+    while len(chosen) < min(n, len(songs)):
+        for lst in by_singer.values():
+            if i < len(lst) and len(chosen) < n:
+                chosen.append(lst[i])
+        i += 1
+    out = Path(tempfile.mkdtemp(prefix="vocal-bench-songs-"))
+    for s in chosen:
+        dst = out / s.source
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.symlink_to(s.path)
+    return out
+
+
+def timed(fn, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+    t = time.perf_counter()
+    r = fn(*a, **k)
+    return time.perf_counter() - t, r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--songs-dir", type=Path, default=Path("/work/corpus-out/mixtures"))
+    ap.add_argument("--n", type=int, default=8, help="songs to time")
+    ap.add_argument("--separate", default="none", help="separation used in the per-song comparison")
+    ap.add_argument("--scaling-separate", default="harmonic", help="separation used in the 1->2 worker run")
+    args = ap.parse_args()
+
+    import librosa
+    import torch
+
+    from vocalcli import audio
+    from vocalcli import project as project_mod
+    from vocalcli.config import Config, override
+    from vocalcli.prepare import discover, prepare_files
+
+    torch.set_num_threads(1)
+    tmp = None
+    if not args.songs_dir.is_dir():
+        from vocalcli.synth import make_library
+
+        tmp = Path(tempfile.mkdtemp(prefix="vocal-bench-synth-"))
+        print(f"{args.songs_dir} not found; synthesizing {args.n} songs of 2:40 into {tmp}")
+        make_library(tmp, n_singers=max(2, args.n // 2), songs_per_singer=2, seconds=160, n_short=0)
+        args.songs_dir = tmp
+    songs_dir = pick_files(args.songs_dir, args.n)
+    files = [s.path for s in discover(songs_dir)]
+    cfg = override(Config(), {"prepare.separate": args.separate})
+    a = cfg.audio
+    print(f"{len(files)} songs from {args.songs_dir}; window {a.start_s:g}-{a.end_s:g} s, "
+          f"{a.n_mels} mels, separation {args.separate}")
+
+    # warm-up: imports, FFT plans, mel basis
+    audio.log_mel(audio.load_window(files[0], a)[0], a)
+    librosa.feature.melspectrogram(y=np.zeros(16000, np.float32), sr=16000)
+
+    t_naive = 0.0
+    for f in files:
+        def naive(path: str = f) -> np.ndarray:
+            y, _ = librosa.load(path, sr=a.sample_rate)
+            seg = y[int(a.start_s * a.sample_rate): int(a.end_s * a.sample_rate)]
+            return librosa.feature.melspectrogram(y=seg, sr=a.sample_rate, n_fft=a.n_fft, hop_length=a.hop_length,
+                                                  win_length=a.win_length, n_mels=a.n_mels, fmax=a.fmax)
+        t_naive += timed(naive)[0]
+
+    t_dec = t_res = t_mel = 0.0
+    for f in files:
+        dt, dec = timed(audio.decode, f, a.start_s, a.end_s)
+        t_dec += dt
+        mono = audio.to_mono(dec.samples)
+        dt, y = timed(audio.resample, mono, dec.sample_rate, a.sample_rate)
+        t_res += dt
+        t_mel += timed(audio.log_mel, y, a)[0]
+    parts = t_dec + t_res + t_mel
+
+    proj_dir = Path(tempfile.mkdtemp(prefix="vocal-bench-proj-"))
+    proj = project_mod.init(proj_dir)
+    t_ours, res = timed(prepare_files, proj, songs_dir, cfg, workers=1, force=True)
+    assert res.counts.get("ok", 0) == len(files), res.counts
+
+    n = len(files)
+    print("\nper song (one process)                      s/song    vs ours")
+    print(f"  vocal prepare (decode window..mel, save) {t_ours / n:8.3f}     1.00")
+    print(f"  naive: librosa.load whole + melspec      {t_naive / n:8.3f}     {t_naive / t_ours:.2f}x slower")
+    print(f"  sum of parts: decode {t_dec / n:.3f} + resample {t_res / n:.3f} + mel {t_mel / n:.3f}"
+          f" = {parts / n:.3f}; ours reaches {parts / t_ours:.2f} of it")
+
+    cfg2 = override(Config(), {"prepare.separate": args.scaling_separate})
+    t1, _ = timed(prepare_files, proj, songs_dir, cfg2, workers=1, force=True)
+    t2, _ = timed(prepare_files, proj, songs_dir, cfg2, workers=2, force=True)
+    print(f"\nscaling ({args.scaling_separate} separation, {n} songs): 1 worker {t1:.1f} s, 2 workers {t2:.1f} s "
+          f"-> {t1 / t2:.2f}x")
+    print(f"targets: naive/ours >= 1.5 ({t_naive / t_ours:.2f}); parts/ours >= 0.8 ({parts / t_ours:.2f}); "
+          f"1->2 workers >= 1.7 ({t1 / t2:.2f})")
+    shutil.rmtree(proj_dir, ignore_errors=True)
+    shutil.rmtree(songs_dir, ignore_errors=True)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
