@@ -1,0 +1,114 @@
+"""Evaluation metrics against hand-computed toys, and the report on the fake project."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_index import SONGS_PER_SINGER, make_use_project
+
+from vocalcli import evaluate as ev
+from vocalcli import project as project_mod
+from vocalcli.errors import MissingArtifact
+
+
+def test_average_precision_hand_values():
+    assert ev.average_precision([True, False, True]) == pytest.approx((1 + 2 / 3) / 2)
+    assert ev.average_precision([False, True]) == pytest.approx(0.5)
+    assert np.isnan(ev.average_precision([False, False]))
+
+
+def test_retrieval_map_hand_values():
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.7, 0.3]])
+    # query 0 ranks 1 (b) before 2 (a): AP 0.5; query 1 (b) has no relevant item: skipped;
+    # query 2 ranks 1 (b, cos .957) before 0 (a, cos .919): AP 0.5
+    assert ev.retrieval_map(x, ["a", "b", "a"]) == pytest.approx(0.5)
+    # same-group candidates removed: query 0 no longer sees 1 (its group) -> only 2, relevant: AP 1;
+    # query 2 (other group) still ranks 1 before 0: AP 0.5 -> mean 0.75
+    assert ev.retrieval_map(x, ["a", "b", "a"], groups=[0, 0, 1]) == pytest.approx(0.75)
+
+
+def test_eer_hand_value():
+    genuine, impostor = [0.9, 0.8, 0.4], [0.7, 0.3, 0.2]
+    # at any threshold in (0.4, 0.7]: 1 of 3 genuine rejected, 1 of 3 impostors accepted
+    assert ev.eer(genuine + impostor, [True] * 3 + [False] * 3) == pytest.approx(1 / 3)
+    assert ev.eer([0.9, 0.1], [True, False]) == pytest.approx(0.0)
+
+
+def test_verification_eer_on_pairs():
+    x = np.array([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.1, 0.99]])
+    assert ev.verification_eer(x, ["a", "a", "b", "b"]) == pytest.approx(0.0)
+
+
+def test_knn_and_probe_hand_values():
+    train = np.array([[1.0, 0.0], [0.0, 1.0]])
+    test = np.array([[0.9, 0.2], [0.2, 0.9], [0.8, 0.1]])
+    assert ev.knn_top1(train, ["a", "b"], test, ["a", "b", "b"]) == pytest.approx(2 / 3)
+    rng = np.random.default_rng(0)
+    xa, xb = rng.normal(size=(20, 3)) + 5, rng.normal(size=(20, 3)) - 5
+    acc = ev.probe_accuracy(np.vstack([xa, xb]), ["a"] * 20 + ["b"] * 20, np.array([[5.0, 5, 5], [-5, -5, -5]]),
+                            ["a", "b"])
+    assert acc == 1.0
+
+
+def test_loso_gender_predicts_each_singer_from_the_others():
+    x = np.array([[1.0], [1.1], [0.9], [-1.0], [-1.2], [-0.8]])
+    rep = ev.loso_gender(x, list("fffmmm"), ["a", "a", "b", "c", "c", "d"])
+    assert rep["balanced_accuracy"] == 1.0 and rep["confusion"]["matrix"] == [[3, 0], [0, 3]]
+
+
+def test_chroma_2dftm_is_key_and_time_shift_invariant():
+    rng = np.random.default_rng(0)
+    c = rng.random((12, ev.CHROMA_PATCH))
+    v = ev.chroma_2dftm(c)
+    assert v.shape == (12 * ev.CHROMA_PATCH,) and np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(ev.chroma_2dftm(np.roll(c, 5, axis=0)), v, atol=1e-6)  # transposed 5 semitones
+    np.testing.assert_allclose(ev.chroma_2dftm(np.roll(c, 17, axis=1)), v, atol=1e-6)  # shifted in time
+
+
+def test_mfcc_stats_shape():
+    mel = np.random.default_rng(0).normal(size=(48, 100)).astype(np.float32) - 5
+    assert ev.mfcc_stats(mel).shape == (2 * ev.N_MFCC,)
+
+
+def test_report_has_every_key_and_is_written(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    rep = ev.evaluate(proj, proj.load_config())
+    for key in ev.REQUIRED_KEYS:
+        assert key in rep
+    assert rep["melody.map"] is None and rep["melody.map_chroma"] is None
+    assert rep["singer_id.n_test"] == 6 and rep["singer_id.n_train"] == 24
+    assert rep["singer_id.top1"] == 1.0  # clustered fake voices
+    assert 0 <= rep["singer_id.top1_mfcc"] <= 1 and 0 <= rep["singer_id.eer"] <= 1
+    assert rep["gender.balanced_accuracy"] == 1.0 and rep["gender.balanced_accuracy_mfcc"] is not None
+    assert rep["index.recall_at_10"] >= 0.99
+    assert any("melody-labels" in n for n in rep["notes"])
+    on_disk = json.loads(open(rep["report"]).read())
+    assert on_disk["singer_id.top1"] == rep["singer_id.top1"]
+
+
+def test_melody_map_with_labels(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    rows = [r for r in project_mod.read_csv(proj.catalog) if r["status"] == "ok"]
+    labels = tmp_path / "melodies.csv"
+    project_mod.write_csv(labels, [{"source": r["source"], "melody": r["source"].split("/")[1][0]} for r in rows],
+                          ["source", "melody"])
+    rep = ev.evaluate(proj, proj.load_config(), labels)
+    assert rep["melody.n_songs"] == 6 * SONGS_PER_SINGER
+    assert rep["melody.map"] > 0.9  # melody embeddings cluster by melody in the fake data
+    assert rep["melody.map_chroma"] is None  # no prepare.json: no audio to compute chroma from
+    assert any("prepare.json" in n for n in rep["notes"])
+
+
+def test_missing_balance_and_bad_labels(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,id\na,b\n")
+    from vocalcli.errors import VocalError
+
+    with pytest.raises(VocalError, match="source,melody"):
+        ev.evaluate(proj, proj.load_config(), bad)
+    proj.balanced.unlink()
+    with pytest.raises(MissingArtifact, match="vocal balance"):
+        ev.evaluate(proj, proj.load_config())

@@ -1,0 +1,95 @@
+"""Gender: labels, split by singer, metrics, checkpoint round trip, predictions for unlabelled songs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_index import SINGERS, make_use_project
+
+from vocalcli import checkpoint, gender
+from vocalcli import project as project_mod
+from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
+
+
+def test_normalise_labels():
+    assert [gender.normalise(x) for x in ("female", "F", " Woman ", "male", "m", "man")] == list("fffmmm")
+    assert gender.normalise("") is None and gender.normalise(None) is None and gender.normalise("x") is None
+
+
+def test_binary_report_hand_values():
+    rep = gender.binary_report(list("ffffmm"), list("ffmmmf"))
+    # f: 2 of 4 right, m: 1 of 2 right -> balanced accuracy (0.5 + 0.5) / 2
+    assert rep["recall"] == {"f": 0.5, "m": 0.5}
+    assert rep["balanced_accuracy"] == 0.5
+    assert rep["confusion"]["matrix"] == [[2, 2], [1, 1]]
+    assert gender.binary_report(list("fff"), list("ffm"))["recall"]["m"] is None
+
+
+def test_mel_stats_shape_and_values():
+    mel = np.array([[1.0, 3.0], [2.0, 2.0]])
+    np.testing.assert_allclose(gender.mel_stats(mel), [2.0, 2.0, 1.0, 0.0])
+
+
+def test_split_is_by_singer_and_stratified():
+    labels = {f"f{i}": "f" for i in range(4)} | {f"m{i}": "m" for i in range(8)}
+    train, held = gender.split_singers(labels, 0.25, seed=0)
+    assert not set(train) & set(held) and set(train) | set(held) == set(labels)
+    assert sum(labels[s] == "f" for s in held) == 1 and sum(labels[s] == "m" for s in held) == 2
+    assert gender.split_singers(labels, 0.25, seed=0) == (train, held)
+    with pytest.raises(VocalError, match="at least 2 labelled singers"):
+        gender.split_singers({"a": "f", "b": "m", "c": "m"}, 0.25, 0)
+
+
+def test_train_compares_features_and_saves_a_checkpoint(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    rep = gender.train(proj, cfg)
+    assert rep["features"] == "timbre" and set(rep["compare"]) == {"timbre", "mel"}
+    assert not set(rep["train_singers"]) & set(rep["heldout_singers"])
+    assert "unk" not in rep["train_singers"] + rep["heldout_singers"]  # unlabelled: never a class
+    assert rep["unlabelled_songs"] == 6 and rep["n_songs"] == 30
+    for m in rep["compare"].values():
+        assert 0.0 <= m["balanced_accuracy"] <= 1.0
+    assert rep["compare"]["timbre"]["balanced_accuracy"] == 1.0  # genders are far apart in the fake data
+    ck = checkpoint.load(proj.checkpoint("gender"), "gender")  # weights_only=True inside
+    assert ck["model_config"]["classes"] == ["f", "m"] and ck["model_config"]["features"] == "timbre"
+    model = gender.load_model(proj)
+    assert model.classes == ("f", "m") and model.meta["heldout_singers"] == rep["heldout_singers"]
+
+
+def test_predictions_for_unlabelled_catalog_songs(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    gender.train(proj, cfg, features="mel")
+    preds = gender.predict_catalog(proj)
+    assert {p["singer"] for p in preds} == {"unk"} and len(preds) == 6
+    assert all(p["gender"] in ("f", "m") and 0.5 <= p["probability"] <= 1.0 for p in preds)
+    known = gender.song_genders(proj, ["ann-song0", "cid-song0", "unk-song0"])
+    assert known["ann-song0"] == ("f", "catalog") and known["cid-song0"] == ("m", "catalog")
+    assert known["unk-song0"][1] == "predicted"
+
+
+def test_predict_before_training_names_the_command(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    with pytest.raises(MissingArtifact, match="vocal classify-gender train"):
+        gender.predict_catalog(proj)
+
+
+def test_retrained_encoder_makes_the_classifier_stale(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    gender.train(proj, proj.load_config())
+    project_mod.write_bytes(proj.checkpoint("contrastive"), b"retrained")
+    with pytest.raises(StaleArtifact, match="vocal classify-gender train"):
+        gender.load_model(proj)
+
+
+def test_too_few_labelled_singers(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    rows = project_mod.read_csv(proj.catalog)
+    for r in rows:
+        if r["singer"] == "dan":
+            r["gender"] = ""
+    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    with pytest.raises(VocalError, match="m: 1"):
+        gender.train(proj, proj.load_config())
+    assert sum(1 for g in SINGERS.values() if gender.normalise(g)) == 5

@@ -1,0 +1,371 @@
+"""How good are the embeddings? Every number next to a classical baseline computed in the same run.
+
+Metrics (pure functions below, unit-tested on hand-computed toys):
+- singer identification on the balanced test split given the train split: cosine 1-NN top-1 and a
+  logistic-regression probe; same-singer retrieval mAP and verification EER among the test songs.
+  Baseline: MFCC mean + std. The MFCCs are computed from the stored log-mel (natural log of mel power,
+  converted to dB, then DCT: ``librosa.feature.mfcc(S=dB)``), i.e. from exactly the input the models
+  saw, after the same MR removal; features are z-scored (train statistics) before cosine/probe.
+- gender: balanced accuracy, leave-one-singer-out over labelled singers (robust with few singers);
+  timbre embeddings vs the MFCC baseline.
+- melody (with ``--melody-labels``): MAP of retrieving songs of the same melody among *other singers'*
+  songs (same-singer songs are removed from the candidates, so a voice match cannot help). Baseline:
+  chroma (librosa.feature.chroma_stft) of the re-decoded, MR-removed window, made key- and time-shift
+  invariant by the magnitude of the 2-D Fourier transform of chroma patches (Bertin-Mahieux & Ellis
+  2012), median over patches. Chroma needs audio: the songs are re-read from ``songs_dir`` recorded in
+  prepare.json; without it the baseline is null and the report says why.
+- index: recall@10 of Annoy against exact search (the baseline is exact search itself).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalcli import project as project_mod
+from vocalcli.config import Config
+from vocalcli.console import ProgressFn
+from vocalcli.errors import MissingArtifact, VocalError
+
+REQUIRED_KEYS = ("singer_id.top1", "singer_id.top1_mfcc", "singer_id.map", "singer_id.eer",
+                 "gender.balanced_accuracy", "melody.map", "melody.map_chroma", "index.recall_at_10")
+N_MFCC = 20
+CHROMA_HOP = 2048  # samples at 16 kHz = 128 ms per chroma frame
+CHROMA_PATCH = 64  # chroma frames per 2-D FFT patch (~8 s)
+
+
+# ------------------------------------------------------------------------------------------- pure math
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[Na, D] x [Nb, D] -> [Na, Nb] cosine similarities."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def knn_top1(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence) -> float:
+    """Fraction of test rows whose cosine nearest train row has the same label."""
+    if len(test_y) == 0:
+        return float("nan")
+    nn = cosine_matrix(test_x, train_x).argmax(axis=1)
+    return float(np.mean([train_y[j] == t for j, t in zip(nn, test_y, strict=True)]))
+
+
+def probe_accuracy(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence,
+                   seed: int = 0) -> float:
+    """Accuracy of a logistic regression fit on train (z-scored with train statistics)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(test_y) == 0 or len(set(train_y)) < 2:
+        return float("nan")
+    mu, sd = zscore_stats(train_x)
+    clf = LogisticRegression(max_iter=3000, random_state=seed)
+    clf.fit((train_x - mu) / sd, list(train_y))
+    return float(np.mean(clf.predict((test_x - mu) / sd) == np.asarray(test_y)))
+
+
+def average_precision(relevant_in_rank_order: Sequence[bool]) -> float:
+    """AP of one ranked list: mean over relevant positions i of precision@i (nan if none relevant)."""
+    rel = np.asarray(relevant_in_rank_order, dtype=bool)
+    if not rel.any():
+        return float("nan")
+    hits = np.cumsum(rel)
+    return float(np.mean(hits[rel] / (np.flatnonzero(rel) + 1)))
+
+
+def retrieval_map(x: np.ndarray, labels: Sequence, groups: Sequence | None = None) -> float:
+    """Mean AP with each row as query against all others, ranked by cosine; relevant = same label.
+
+    With ``groups``, candidates in the query's own group (e.g. the same singer) are removed first.
+    Queries with no relevant candidate are skipped.
+    """
+    sims = cosine_matrix(x, x)
+    labels = np.asarray(labels)
+    aps = []
+    for i in range(len(labels)):
+        cand = np.arange(len(labels)) != i
+        if groups is not None:
+            cand &= np.asarray(groups) != groups[i]
+        idx = np.flatnonzero(cand)
+        order = idx[np.argsort(-sims[i, idx], kind="stable")]
+        ap = average_precision(labels[order] == labels[i])
+        if not np.isnan(ap):
+            aps.append(ap)
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def eer(scores: Sequence[float], same: Sequence[bool]) -> float:
+    """Equal error rate: where the false-accept and false-reject rates of a score threshold cross
+    (linear interpolation between ROC points)."""
+    from sklearn.metrics import roc_curve
+
+    same = np.asarray(same, dtype=bool)
+    if same.all() or not same.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(same, np.asarray(scores, dtype=np.float64))
+    fnr = 1 - tpr
+    d = fnr - fpr  # decreasing from 1 to -1 along the ROC
+    i = int(np.flatnonzero(d <= 0)[0])
+    if i == 0 or d[i] == 0:
+        return float(fpr[i])
+    t = d[i - 1] / (d[i - 1] - d[i])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def verification_eer(x: np.ndarray, labels: Sequence) -> float:
+    """EER over all unordered pairs of rows (cosine score; genuine = same label)."""
+    sims = cosine_matrix(x, x)
+    iu = np.triu_indices(len(labels), k=1)
+    lab = np.asarray(labels)
+    return eer(sims[iu], lab[iu[0]] == lab[iu[1]])
+
+
+def loso_gender(x: np.ndarray, labels: Sequence[str], singers: Sequence[str], c: float = 1.0,
+                seed: int = 0) -> dict:
+    """Leave-one-singer-out gender predictions, pooled -> gender.binary_report (balanced accuracy ...)."""
+    from vocalcli import gender
+
+    labels = np.asarray(labels)
+    singers = np.asarray(singers)
+    pred = np.empty(len(labels), dtype=object)
+    for s in np.unique(singers):
+        held = singers == s
+        model = gender.fit(x[~held], labels[~held], c, "eval", seed)
+        pred[held] = model.predict(x[held])[0]
+    return gender.binary_report(labels.tolist(), pred.tolist())
+
+
+def zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    return mu, np.where(sd > 1e-8, sd, 1.0)
+
+
+def mfcc_stats(log_mel: np.ndarray, n_mfcc: int = N_MFCC) -> np.ndarray:
+    """MFCC mean + std over time from a natural-log mel [n_mels, frames] -> [2 * n_mfcc]."""
+    import librosa
+
+    db = np.asarray(log_mel, dtype=np.float32) * np.float32(10.0 / np.log(10.0))
+    m = librosa.feature.mfcc(S=db, n_mfcc=n_mfcc)
+    return np.concatenate([m.mean(axis=1), m.std(axis=1)]).astype(np.float32)
+
+
+def chroma_2dftm(chroma: np.ndarray, patch: int = CHROMA_PATCH) -> np.ndarray:
+    """Key/time-shift-invariant melody descriptor: median over patches of |FFT2(chroma patch)|.
+
+    [12, frames] -> [12 * patch] L2-normalised. Shorter inputs are zero-padded to one patch.
+    """
+    c = np.asarray(chroma, dtype=np.float64)
+    if c.shape[1] < patch:
+        c = np.pad(c, ((0, 0), (0, patch - c.shape[1])))
+    starts = range(0, c.shape[1] - patch + 1, max(1, patch // 2))
+    mags = np.stack([np.abs(np.fft.fft2(c[:, s:s + patch])) for s in starts])
+    v = np.median(mags, axis=0).ravel()
+    return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ the report
+def _nan_to_none(v: Any) -> Any:
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v
+
+
+def _mfcc_features(project: project_mod.Project, ids: Sequence[str], progress: ProgressFn | None) -> np.ndarray:
+    out = []
+    for sid in ids:
+        out.append(mfcc_stats(np.load(project.mel_path(sid), mmap_mode="r")))
+        if progress:
+            progress(advance=1)
+    return np.stack(out)
+
+
+def _read_melody_labels(path: Path, catalog: list[dict[str, str]]) -> dict[str, str]:
+    """song_id -> melody id for catalog songs listed in the CSV (columns source, melody)."""
+    if not Path(path).is_file():
+        raise VocalError(f"melody labels {path} do not exist")
+    rows = project_mod.read_csv(Path(path))
+    if not rows or "source" not in rows[0] or "melody" not in rows[0]:
+        raise VocalError(f"{path}: needs columns source,melody (source as in catalog.csv, e.g. alice/song1.flac)")
+    by_source = {r["source"]: r["song_id"] for r in catalog}
+    return {by_source[r["source"]]: r["melody"] for r in rows if r["source"] in by_source and r["melody"]}
+
+
+def chroma_features(project: project_mod.Project, cfg: Config, rows: Sequence[dict[str, str]],
+                    progress: ProgressFn | None = None) -> np.ndarray:
+    """2DFTM chroma descriptors of catalog rows, re-decoded from songs_dir and MR-removed like prepare."""
+    info_path = project.root / "prepare.json"
+    if not info_path.is_file():
+        raise MissingArtifact("prepare.json (with songs_dir) is missing; rerun 'vocal prepare SONGS_DIR'")
+    info = json.loads(info_path.read_text())
+    songs_dir = Path(info.get("songs_dir", ""))
+    if not songs_dir.is_dir():
+        raise MissingArtifact(f"songs_dir {songs_dir} recorded in prepare.json is not readable here")
+    import librosa
+
+    from vocalcli import audio, separation
+
+    out = []
+    for r in rows:
+        y, _ = audio.load_window(songs_dir / r["source"], cfg.audio)
+        method = r.get("separation") or info.get("separation") or "none"
+        vocal, _ = separation.separate(y, cfg.audio.sample_rate, method)
+        chroma = librosa.feature.chroma_stft(y=vocal, sr=cfg.audio.sample_rate, n_fft=4096,
+                                             hop_length=CHROMA_HOP)
+        out.append(chroma_2dftm(chroma))
+        if progress:
+            progress(advance=1)
+    return np.stack(out)
+
+
+def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | None = None,
+             progress: ProgressFn | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+    """Compute every metric and its baseline; write runs/evaluate/<timestamp>/report.json; return it.
+
+    The result is one flat dict with dotted keys (REQUIRED_KEYS at least; None = not measurable here,
+    with the reason in ``notes``).
+    """
+    from vocalcli import gender as gender_mod
+    from vocalcli import index as index_mod
+
+    emb = index_mod.load_embeddings(project)
+    row_of = {s: i for i, s in enumerate(emb.ids)}
+    timbre = index_mod.normalise(emb.timbre)
+    melody = index_mod.normalise(emb.melody)
+    catalog = gender_mod.catalog_ok(project)
+    cat = {r["song_id"]: r for r in catalog}
+    if not project.balanced.is_file():
+        raise MissingArtifact(f"no {project.balanced.name}; run 'vocal balance'")
+    split = {r["song_id"]: r["split"] for r in project_mod.read_csv(project.balanced) if r["song_id"] in row_of}
+    r: dict[str, Any] = {}
+    notes: list[str] = []
+    mfcc_cache: dict[str, np.ndarray] = {}
+
+    def mfcc(ids: Sequence[str]) -> np.ndarray:
+        todo = [s for s in ids if s not in mfcc_cache]
+        if todo:
+            for s, v in zip(todo, _mfcc_features(project, todo, progress), strict=True):
+                mfcc_cache[s] = v
+        return np.stack([mfcc_cache[s] for s in ids]) if ids else np.zeros((0, 2 * N_MFCC))
+
+    # singer identification ---------------------------------------------------------------------
+    train_ids = sorted(s for s, sp in split.items() if sp == "train")
+    test_all = sorted(s for s, sp in split.items() if sp == "test")
+    train_singers = {cat[s]["singer"] for s in train_ids if s in cat}
+    test_ids = [s for s in test_all if cat.get(s, {}).get("singer") in train_singers]
+    sing = lambda ids: [cat[s]["singer"] for s in ids]  # noqa: E731
+    r["singer_id.n_train"] = len(train_ids)
+    r["singer_id.n_test"] = len(test_ids)
+    if train_ids and test_ids:
+        tr_t, te_t = timbre[[row_of[s] for s in train_ids]], timbre[[row_of[s] for s in test_ids]]
+        tr_m, te_m = mfcc(train_ids), mfcc(test_ids)
+        mu, sd = zscore_stats(tr_m)
+        tr_m, te_m = (tr_m - mu) / sd, (te_m - mu) / sd
+        r["singer_id.top1"] = knn_top1(tr_t, sing(train_ids), te_t, sing(test_ids))
+        r["singer_id.top1_mfcc"] = knn_top1(tr_m, sing(train_ids), te_m, sing(test_ids))
+        r["singer_id.probe"] = probe_accuracy(tr_t, sing(train_ids), te_t, sing(test_ids), cfg.seed)
+        r["singer_id.probe_mfcc"] = probe_accuracy(tr_m, sing(train_ids), te_m, sing(test_ids), cfg.seed)
+    else:
+        notes.append("singer_id: no test songs of singers seen in training (balanced.csv)")
+    # retrieval and verification need >= 2 songs of a singer: the test split, else every unseen song
+    pool = test_all
+    if max(Counter(sing(pool)).values(), default=0) < 2:
+        pool = sorted(s for s, sp in split.items() if sp in ("val", "test"))
+        notes.append("singer_id.map/eer: no singer has 2 test songs; measured on val + test songs")
+    if max(Counter(sing(pool)).values(), default=0) >= 2:
+        x_t = timbre[[row_of[s] for s in pool]]
+        x_m = mfcc(pool)
+        mu, sd = zscore_stats(x_m)
+        x_m = (x_m - mu) / sd
+        r["singer_id.map"] = retrieval_map(x_t, sing(pool))
+        r["singer_id.map_mfcc"] = retrieval_map(x_m, sing(pool))
+        r["singer_id.eer"] = verification_eer(x_t, sing(pool))
+        r["singer_id.eer_mfcc"] = verification_eer(x_m, sing(pool))
+        r["singer_id.n_retrieval"] = len(pool)
+
+    # gender ------------------------------------------------------------------------------------
+    data = gender_mod.labelled_songs(project, set(emb.ids))
+    per_class = {g: len({s for s, lab in zip(data.singers, data.labels, strict=True) if lab == g})
+                 for g in gender_mod.CLASSES}
+    r["gender.n_singers"] = len(set(data.singers))
+    if all(n >= 2 for n in per_class.values()):
+        x_t = timbre[[row_of[s] for s in data.ids]]
+        x_m = mfcc(data.ids)
+        rep = loso_gender(x_t, data.labels, data.singers, cfg.gender.c, cfg.seed)
+        rep_m = loso_gender(x_m, data.labels, data.singers, cfg.gender.c, cfg.seed)
+        r["gender.balanced_accuracy"] = rep["balanced_accuracy"]
+        r["gender.balanced_accuracy_mfcc"] = rep_m["balanced_accuracy"]
+        for g in gender_mod.CLASSES:
+            r[f"gender.recall_{g}"] = rep["recall"][g]
+        r["gender.confusion"] = rep["confusion"]["matrix"]
+    else:
+        notes.append(f"gender: needs >= 2 labelled singers per gender, have {per_class}")
+
+    # melody ------------------------------------------------------------------------------------
+    r["melody.map"] = None
+    r["melody.map_chroma"] = None
+    if melody_labels is None:
+        notes.append("melody: pass --melody-labels CSV (source,melody) to measure melody MAP")
+    else:
+        labels = {s: m for s, m in _read_melody_labels(melody_labels, catalog).items() if s in row_of}
+        ids = sorted(labels)
+        r["melody.n_songs"] = len(ids)
+        if len(ids) < 2:
+            notes.append("melody: fewer than 2 labelled songs are in the embeddings")
+        else:
+            mel_lab = [labels[s] for s in ids]
+            r["melody.map"] = retrieval_map(melody[[row_of[s] for s in ids]], mel_lab, sing(ids))
+            r["melody.map_timbre"] = retrieval_map(timbre[[row_of[s] for s in ids]], mel_lab, sing(ids))
+            try:
+                chroma = chroma_features(project, cfg, [cat[s] for s in ids], progress)
+                r["melody.map_chroma"] = retrieval_map(chroma, mel_lab, sing(ids))
+            except (MissingArtifact, VocalError) as e:
+                notes.append(f"melody.map_chroma: {e}")
+
+    # index -------------------------------------------------------------------------------------
+    vectors = index_mod.combine(emb.timbre, emb.melody, cfg.index.weights)
+    try:
+        idx = index_mod.load_index(project, cfg)
+        r["index.recall_at_10"] = index_mod.measure_recall(idx.ann, vectors, idx.info["search_k"],
+                                                           k=min(10, len(vectors)), seed=cfg.seed)
+        r["index.search_k"] = idx.info["search_k"]
+        r["index.n_trees"] = idx.info["n_trees"]
+    except VocalError as e:
+        ann = index_mod.build_annoy(vectors, cfg.index.n_trees, cfg.seed)
+        sk = cfg.index.search_k or index_mod.choose_search_k(ann, vectors, cfg.index.n_trees, cfg.seed)[0]
+        r["index.recall_at_10"] = index_mod.measure_recall(ann, vectors, sk, k=min(10, len(vectors)),
+                                                           seed=cfg.seed)
+        r["index.search_k"] = sk
+        r["index.n_trees"] = cfg.index.n_trees
+        notes.append(f"index: measured on an in-memory build ({e})")
+
+    for key in REQUIRED_KEYS:
+        r.setdefault(key, None)
+    r = {k: _nan_to_none(v) for k, v in r.items()}
+    r["n_songs"] = len(emb.ids)
+    r["checkpoints"] = dict((emb.meta or {}).get("checkpoints") or {})
+    r["notes"] = notes
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = out_dir or project.runs / "evaluate" / stamp
+    r["report"] = str(out_dir / "report.json")
+    project_mod.write_json(out_dir / "report.json", r)
+    return r
+
+
+BASELINES = {
+    "singer_id.top1": "singer_id.top1_mfcc",
+    "singer_id.probe": "singer_id.probe_mfcc",
+    "singer_id.map": "singer_id.map_mfcc",
+    "singer_id.eer": "singer_id.eer_mfcc",
+    "gender.balanced_accuracy": "gender.balanced_accuracy_mfcc",
+    "melody.map": "melody.map_chroma",
+    "index.recall_at_10": None,
+}
+"""metric -> its baseline key in the report (rows of the printed table)."""

@@ -1,0 +1,368 @@
+"""Singer gender from the voice: a logistic regression on timbre embeddings or on mel statistics.
+
+Gender is a property of the singer, so every split is **by singer**: a song-level split would put the
+same voice on both sides and measure recognition of that voice, not of gender. Songs whose singer has no
+label (or a label other than female/male) are left out of training and evaluation and are never a class.
+
+The model is tiny (standardisation + one weight vector): its checkpoint (vocalcli.checkpoint) holds
+the feature kind and classes as model_config, mean/scale/coef/intercept as tensors, the held-out
+metrics, the resolved config, and the digest of the contrastive checkpoint whose embeddings it reads
+(timbre features), so a re-trained encoder makes it refuse to predict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalcli import project as project_mod
+from vocalcli.config import Config
+from vocalcli.console import ProgressFn
+from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
+
+KIND = "gender"
+FORMAT_VERSION = 1
+CLASSES = ("f", "m")
+FEATURES = ("timbre", "mel")
+_LABELS = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
+
+
+def normalise(label: str | None) -> str | None:
+    """'female'/'F'/'woman' -> 'f', 'male'/'M'/'man' -> 'm', anything else (empty, other) -> None."""
+    return _LABELS.get((label or "").strip().lower())
+
+
+def mel_stats(log_mel: np.ndarray) -> np.ndarray:
+    """Mean and std over time of each mel band: [n_mels, frames] -> [2 * n_mels] float32."""
+    x = np.asarray(log_mel, dtype=np.float32)
+    return np.concatenate([x.mean(axis=1), x.std(axis=1)]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- metrics
+def binary_report(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str] = CLASSES) -> dict:
+    """Balanced accuracy, per-class recall and the confusion matrix (rows = truth, cols = prediction)."""
+    idx = {c: i for i, c in enumerate(classes)}
+    cm = np.zeros((len(classes), len(classes)), dtype=int)
+    for t, p in zip(y_true, y_pred, strict=True):
+        cm[idx[t], idx[p]] += 1
+    support = cm.sum(axis=1)
+    recall = {c: (float(cm[i, i] / support[i]) if support[i] else None) for i, c in enumerate(classes)}
+    present = [r for r in recall.values() if r is not None]
+    return {
+        "balanced_accuracy": float(np.mean(present)) if present else None,
+        "recall": recall,
+        "confusion": {"classes": list(classes), "matrix": cm.tolist()},
+        "n_songs": int(cm.sum()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- model
+@dataclass
+class GenderModel:
+    """Standardise, then logistic regression. ``predict_proba`` gives P(class) per row, [N, 2]."""
+
+    features: str
+    classes: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # [D]
+    intercept: float
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(x).astype(np.float64) - self.mean) / self.scale
+        p1 = 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
+        return np.stack([1 - p1, p1], axis=1)
+
+    def predict(self, x: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """-> (labels, probability of the predicted label) per row."""
+        p = self.predict_proba(x)
+        best = p.argmax(axis=1)
+        return [self.classes[i] for i in best], p[np.arange(len(best)), best]
+
+
+def fit(x: np.ndarray, y: Sequence[str], c: float, features: str, seed: int = 0) -> GenderModel:
+    """Fit on features [N, D] and labels in CLASSES; classes are weighted to balance them."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    target = np.array([CLASSES.index(v) for v in y])
+    if len(set(target.tolist())) < 2:
+        raise VocalError("gender training needs songs of both genders")
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+    lr.fit((x - mean) / scale, target)
+    return GenderModel(features, CLASSES, mean, scale, lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
+
+
+def split_singers(singer_gender: dict[str, str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, held-out) singers, stratified by gender: round(fraction * n) per gender, at least one each
+    side. Needs >= 2 singers per gender."""
+    counts = {g: sorted(s for s, v in singer_gender.items() if v == g) for g in CLASSES}
+    if any(len(v) < 2 for v in counts.values()):
+        have = ", ".join(f"{g}: {len(v)}" for g, v in counts.items())
+        raise VocalError(
+            f"gender needs at least 2 labelled singers of each gender ({have}); add a gender column "
+            "(female/male) to singers.csv and rerun 'vocal prepare'"
+        )
+    rng = np.random.default_rng(seed)
+    train: list[str] = []
+    held: list[str] = []
+    for names in counts.values():
+        order = [names[i] for i in rng.permutation(len(names))]
+        k = min(max(1, round(fraction * len(names))), len(names) - 1)
+        held += order[:k]
+        train += order[k:]
+    return sorted(train), sorted(held)
+
+
+# ------------------------------------------------------------------------------------- data & features
+@dataclass
+class LabelledSongs:
+    ids: list[str]
+    singers: list[str]
+    labels: list[str]
+    unlabelled: int  # ok songs left out because their singer has no usable label
+
+
+def catalog_ok(project: project_mod.Project) -> list[dict[str, str]]:
+    if not project.catalog.is_file():
+        raise MissingArtifact(f"no catalog in {project.root}; run 'vocal prepare SONGS_DIR'")
+    return [r for r in project_mod.read_csv(project.catalog) if r.get("status") == "ok"]
+
+
+def labelled_songs(project: project_mod.Project, embedded: set[str] | None = None) -> LabelledSongs:
+    """Every ok (and, if given, embedded) catalog song whose singer has a female/male label."""
+    ids, singers, labels, skipped = [], [], [], 0
+    for r in catalog_ok(project):
+        if embedded is not None and r["song_id"] not in embedded:
+            continue
+        g = normalise(r.get("gender"))
+        if g is None:
+            skipped += 1
+            continue
+        ids.append(r["song_id"])
+        singers.append(r["singer"])
+        labels.append(g)
+    return LabelledSongs(ids, singers, labels, skipped)
+
+
+def mel_features(project: project_mod.Project, ids: Sequence[str],
+                 progress: ProgressFn | None = None) -> np.ndarray:
+    """mel_stats of each song's stored mel: [N, 2 * n_mels]."""
+    out = []
+    for sid in ids:
+        out.append(mel_stats(np.load(project.mel_path(sid), mmap_mode="r")))
+        if progress:
+            progress(advance=1)
+    return np.stack(out) if out else np.zeros((0, 0), np.float32)
+
+
+def timbre_features(emb: Any, ids: Sequence[str]) -> np.ndarray:
+    from vocalcli.index import normalise as l2
+
+    row = {s: i for i, s in enumerate(emb.ids)}
+    return l2(np.asarray(emb.timbre)[[row[s] for s in ids]])
+
+
+def song_features(project: project_mod.Project, kind: str, ids: Sequence[str], emb: Any = None,
+                  progress: ProgressFn | None = None) -> np.ndarray:
+    if kind == "timbre":
+        from vocalcli.index import load_embeddings
+
+        return timbre_features(emb if emb is not None else load_embeddings(project), ids)
+    if kind == "mel":
+        return mel_features(project, ids, progress)
+    raise VocalError(f"unknown gender features {kind!r}; use one of {', '.join(FEATURES)}")
+
+
+# -------------------------------------------------------------------------------------------- training
+def train(project: project_mod.Project, cfg: Config, features: str | None = None,
+          progress: ProgressFn | None = None) -> dict:
+    """Train the gender classifier; evaluate both feature kinds on held-out singers; save the chosen one.
+
+    The held-out metrics are for the split in vocal.yaml (gender.val_singers); the saved model is then
+    refit on all labelled singers, because serving should use every labelled voice.
+    Returns a report: {'features', 'compare': {kind: metrics}, 'train_singers', 'heldout_singers',
+    'checkpoint', 'unlabelled_songs', ...}.
+    """
+    from vocalcli.index import load_embeddings
+
+    g = cfg.gender
+    features = features or g.features
+    if features not in FEATURES:
+        raise VocalError(f"unknown gender features {features!r}; use one of {', '.join(FEATURES)}")
+    try:
+        emb = load_embeddings(project)
+        embedded: set[str] | None = set(emb.ids)
+    except MissingArtifact:
+        if features == "timbre":
+            raise
+        emb, embedded = None, None
+    data = labelled_songs(project, embedded)
+    singer_gender: dict[str, str] = {}
+    for s, lab in zip(data.singers, data.labels, strict=True):
+        if singer_gender.setdefault(s, lab) != lab:
+            raise VocalError(f"singer {s!r} has songs labelled with both genders in catalog.csv; fix singers.csv")
+    train_s, held_s = split_singers(singer_gender, g.val_singers, cfg.seed)
+    is_train = np.array([s in set(train_s) for s in data.singers])
+    y = np.array(data.labels)
+    feats = {"mel": mel_features(project, data.ids, progress)}
+    if emb is not None:
+        feats["timbre"] = timbre_features(emb, data.ids)
+    compare = {}
+    for kind, x in feats.items():
+        m = fit(x[is_train], y[is_train], g.c, kind, cfg.seed)
+        pred, _ = m.predict(x[~is_train])
+        compare[kind] = binary_report(y[~is_train].tolist(), pred)
+    model = fit(feats[features], y, g.c, features, cfg.seed)
+    model.meta = {
+        "metrics": compare[features],
+        "compare": compare,
+        "train_singers": train_s,
+        "heldout_singers": held_s,
+        "config": dataclasses.asdict(g),
+        "n_mels": cfg.audio.n_mels,
+        "sources": {"contrastive": _contrastive_digest(project)} if features == "timbre" else {},
+    }
+    path = project.checkpoint(KIND, "best")
+    save(path, model, cfg.to_dict())
+    return {
+        "features": features,
+        "metrics": compare[features],
+        "compare": compare,
+        "train_singers": train_s,
+        "heldout_singers": held_s,
+        "n_songs": len(data.ids),
+        "unlabelled_songs": data.unlabelled,
+        "checkpoint": str(path),
+    }
+
+
+def _contrastive_digest(project: project_mod.Project) -> str | None:
+    p = project.checkpoint("contrastive", "best")
+    return project_mod.file_digest(p) if p.is_file() else None
+
+
+# ------------------------------------------------------------------------------------------ checkpoint
+def save(path: Path, model: GenderModel, config: dict | None = None) -> None:
+    """Through vocalcli.checkpoint: plain types + tensors, atomic, loadable with weights_only=True."""
+    import torch
+
+    from vocalcli import checkpoint
+
+    checkpoint.save(
+        path, kind=KIND,
+        model_config={"features": model.features, "classes": list(model.classes), "dim": int(len(model.coef))},
+        model={name: torch.from_numpy(np.asarray(getattr(model, name), np.float64))
+               for name in ("mean", "scale", "coef")} | {"intercept": torch.tensor([model.intercept])},
+        metrics=model.meta.get("metrics") or {},
+        config=config or {},
+        extra={k: v for k, v in model.meta.items() if k != "metrics"},
+    )
+
+
+def load(path: Path) -> GenderModel:
+    from vocalcli import checkpoint
+
+    p = checkpoint.load(path, KIND, "vocal classify-gender train")
+    mc, w = p["model_config"], p["model"]
+    return GenderModel(mc["features"], tuple(mc["classes"]), w["mean"].numpy(), w["scale"].numpy(),
+                       w["coef"].numpy(), float(w["intercept"][0]), {**p.get("extra", {}), "metrics": p["metrics"]})
+
+
+def load_model(project: project_mod.Project) -> GenderModel:
+    """The trained classifier; MissingArtifact/StaleArtifact name 'vocal classify-gender train'."""
+    path = project.checkpoint(KIND, "best")
+    if not path.is_file():
+        raise MissingArtifact(f"no gender classifier at {path}; run 'vocal classify-gender train'")
+    model = load(path)
+    made_with = (model.meta.get("sources") or {}).get("contrastive")
+    if model.features == "timbre" and made_with and made_with != _contrastive_digest(project):
+        raise StaleArtifact("the contrastive model changed since the gender classifier was trained; "
+                            "run 'vocal classify-gender train'")
+    return model
+
+
+# ------------------------------------------------------------------------------------------ prediction
+def predict_catalog(project: project_mod.Project, ids: Sequence[str] | None = None,
+                    model: GenderModel | None = None, emb: Any = None) -> list[dict]:
+    """Predictions for ok catalog songs whose singer has no label (or only ``ids`` among them)."""
+    from vocalcli.index import load_embeddings
+
+    model = model or load_model(project)
+    rows = [r for r in catalog_ok(project) if normalise(r.get("gender")) is None]
+    if ids is not None:
+        wanted = set(ids)
+        rows = [r for r in rows if r["song_id"] in wanted]
+    if model.features == "timbre":
+        emb = emb if emb is not None else load_embeddings(project)
+        have = set(emb.ids)
+        rows = [r for r in rows if r["song_id"] in have]
+    if not rows:
+        return []
+    x = song_features(project, model.features, [r["song_id"] for r in rows], emb)
+    labels, prob = model.predict(x)
+    return [{"song_id": r["song_id"], "singer": r["singer"], "title": r["title"], "gender": lab,
+             "probability": float(p)} for r, lab, p in zip(rows, labels, prob, strict=True)]
+
+
+def song_genders(project: project_mod.Project, ids: Sequence[str], emb: Any = None) -> dict[str, tuple[str, str]]:
+    """{song_id: (gender 'f'|'m', source 'catalog'|'predicted')} for the given ids that have one.
+
+    Catalog labels win; unlabelled songs get the classifier's prediction when a classifier exists.
+    """
+    rows = {r["song_id"]: r for r in catalog_ok(project)}
+    out: dict[str, tuple[str, str]] = {}
+    missing = []
+    for sid in ids:
+        g = normalise(rows.get(sid, {}).get("gender"))
+        if g:
+            out[sid] = (g, "catalog")
+        elif sid in rows:
+            missing.append(sid)
+    if missing and project.checkpoint(KIND, "best").is_file():
+        for p in predict_catalog(project, missing, emb=emb):
+            out[p["song_id"]] = (p["gender"], "predicted")
+    return out
+
+
+def predict_files(project: project_mod.Project, cfg: Config, paths: Sequence[Path],
+                  separate: str | None = None, device: str = "auto",
+                  progress: ProgressFn | None = None) -> list[dict]:
+    """Predict the gender of each audio file (prepare pipeline, then features). A bad file becomes a row
+    with 'error' instead of stopping the batch."""
+    from vocalcli.errors import AudioError
+    from vocalcli.prepare import prepare_query
+
+    model = load_model(project)
+    embedder = None
+    if model.features == "timbre":
+        from vocalcli.embed import Embedder
+
+        embedder = Embedder.from_project(project, device=device)
+    out = []
+    for path in paths:
+        row: dict[str, Any] = {"path": str(path)}
+        try:
+            mel, info = prepare_query(path, cfg, separate)
+            row["warnings"] = info.get("warnings", [])
+            if embedder is not None:
+                x = embedder.embed(mel)[0]
+            else:
+                x = mel_stats(mel)
+            (lab,), prob = model.predict(x[None])
+            row.update(gender=lab, probability=float(prob[0]))
+        except AudioError as e:
+            row["error"] = str(e)
+        out.append(row)
+        if progress:
+            progress(advance=1)
+    return out

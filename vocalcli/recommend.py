@@ -1,0 +1,227 @@
+"""Songs whose singing voice (and/or melody) is like the query's. Returns results; never prints.
+
+A query is an audio file (prepare pipeline + both encoders), an indexed song (``song_id``), or a singer
+(the normalised mean of their songs' embeddings: "more like this singer"). Candidates come from the
+Annoy index searched with a query vector re-weighted for the mode (see ``index.query_vector``); they are
+then re-scored exactly with the per-part cosines, so the printed similarities are exact:
+
+    score = (a * cos_timbre + b * cos_melody) / (a + b),  (a, b) = (1, 0) voice, (0, 1) melody,
+                                                          index weights (w_t^2, w_m^2) for both.
+
+Filters (other singers only, gender, the query song itself) are applied to the candidates; when they
+remove too many, the candidate list grows (x4) until k results survive or every song was considered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalcli import project as project_mod
+from vocalcli.config import Config
+from vocalcli.console import ProgressFn
+from vocalcli.errors import StaleArtifact, VocalError
+from vocalcli.index import SongIndex, load_index, normalise, query_vector
+
+MODES = ("voice", "melody", "both")
+
+
+@dataclass
+class Recommendation:
+    rank: int
+    song_id: str
+    singer: str
+    title: str
+    score: float
+    timbre_sim: float
+    melody_sim: float
+    gender: str | None
+    gender_source: str | None  # 'catalog' | 'predicted' | None
+
+
+@dataclass
+class RecommendResult:
+    query: dict[str, Any]  # kind ('audio'|'song'|'singer'), what, singer, warnings, separation
+    mode: str
+    k: int
+    filters: dict[str, Any]
+    items: list[Recommendation]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mode_mix(mode: str, weights: dict[str, float]) -> tuple[float, float]:
+    """(a, b): how much timbre and melody cosine count in the score for ``mode``."""
+    if mode == "voice":
+        return 1.0, 0.0
+    if mode == "melody":
+        return 0.0, 1.0
+    if mode == "both":
+        a, b = weights["timbre"] ** 2, weights["melody"] ** 2
+        s = a + b
+        return a / s, b / s
+    raise VocalError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+
+
+def rank_rows(index: SongIndex, q_t: np.ndarray, q_m: np.ndarray, mix: tuple[float, float],
+              keep: Any, k: int) -> list[tuple[int, float, float, float]]:
+    """Top-k rows (row, score, cos_t, cos_m) passing ``keep(row)``, via Annoy candidates + exact rescoring."""
+    n_total = len(index)
+    q_t = normalise(q_t)
+    q_m = normalise(q_m)
+    try:
+        vec = query_vector(q_t, q_m, index.weights, mix)
+    except ValueError:  # the index gave this part weight 0: only exact search can rank it
+        vec = None
+    n = min(n_total, 2 * k + 10)
+    while True:
+        if vec is None or n >= n_total:
+            rows = list(range(n_total))
+        else:
+            rows = index.search(vec, n)
+        rows = [r for r in rows if keep(r)]
+        if len(rows) >= k or n >= n_total or vec is None:
+            break
+        n = min(n_total, n * 4)
+    if not rows:
+        return []
+    r = np.asarray(rows)
+    ct = index.timbre[r] @ q_t
+    cm = index.melody[r] @ q_m
+    a, b = mix
+    score = (a * ct + b * cm) / (a + b)
+    order = sorted(range(len(r)), key=lambda i: (-score[i], index.ids[r[i]]))[:k]
+    return [(int(r[i]), float(score[i]), float(ct[i]), float(cm[i])) for i in order]
+
+
+def _catalog(project: project_mod.Project) -> dict[str, dict[str, str]]:
+    if not project.catalog.is_file():
+        return {}
+    return {r["song_id"]: r for r in project_mod.read_csv(project.catalog)}
+
+
+def embed_file(project: project_mod.Project, cfg: Config, path: Path, index: SongIndex,
+               separate: str | None = None, device: str = "auto") -> tuple[np.ndarray, np.ndarray, dict]:
+    """An audio file -> (timbre, melody, prepare info), refusing models other than the index's."""
+    from vocalcli.embed import Embedder
+    from vocalcli.prepare import prepare_query
+
+    embedder = Embedder.from_project(project, device=device)
+    made_with = index.info["sources"].get("checkpoints", {})
+    changed = sorted(t for t, h in embedder.checkpoint_hashes.items() if t in made_with and made_with[t] != h)
+    if changed:
+        raise StaleArtifact(f"the {' and '.join(changed)} model changed since the index was built; run "
+                            "'vocal embed' and then 'vocal index'")
+    mel, info = prepare_query(path, cfg, separate)
+    t, m = embedder.embed(mel)
+    return np.asarray(t), np.asarray(m), info
+
+
+def recommend(
+    project: project_mod.Project,
+    cfg: Config,
+    *,
+    audio: Path | None = None,
+    song_id: str | None = None,
+    singer: str | None = None,
+    k: int = 10,
+    mode: str = "both",
+    exclude_singer: bool | None = None,
+    gender: str | None = None,
+    separate: str | None = None,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+) -> RecommendResult:
+    """The k best songs for exactly one of ``audio`` / ``song_id`` / ``singer``.
+
+    ``exclude_singer`` None = True for catalog queries (song, singer), False for files (no singer known).
+    ``gender`` 'f'|'m' keeps songs whose catalog label, or else the classifier's prediction, matches.
+    """
+    from vocalcli import gender as gender_mod
+
+    if sum(x is not None for x in (audio, song_id, singer)) != 1:
+        raise VocalError("give exactly one query: an audio file, --song-id ID or --singer NAME")
+    if k < 1:
+        raise VocalError("-k must be at least 1")
+    if gender is not None and gender_mod.normalise(gender) is None:
+        raise VocalError(f"--gender must be f or m, got {gender!r}")
+    gender = gender_mod.normalise(gender) if gender else None
+    index = load_index(project, cfg)
+    mix = mode_mix(mode, index.weights)
+    catalog = _catalog(project)
+    warnings: list[str] = []
+    exclude_rows: set[int] = set()
+    query_singer: str | None = None
+    query: dict[str, Any] = {}
+    if audio is not None:
+        q_t, q_m, info = embed_file(project, cfg, Path(audio), index, separate, device)
+        warnings += info.get("warnings", [])
+        query = {"kind": "audio", "what": str(audio), "separation": info.get("separation")}
+    elif song_id is not None:
+        if song_id not in index.row_of:
+            why = catalog.get(song_id, {}).get("status")
+            hint = (f"it is in the catalog with status '{why}'" if why and why != "ok"
+                    else "see song_id in catalog.csv; run 'vocal embed' and 'vocal index' after adding songs")
+            raise VocalError(f"song id {song_id!r} is not in the index ({hint})")
+        row = index.row_of[song_id]
+        q_t, q_m = index.timbre[row], index.melody[row]
+        exclude_rows.add(row)
+        query_singer = catalog.get(song_id, {}).get("singer")
+        query = {"kind": "song", "what": song_id, "singer": query_singer,
+                 "title": catalog.get(song_id, {}).get("title")}
+    else:
+        rows = [index.row_of[s] for s, r in catalog.items() if r.get("singer") == singer and s in index.row_of]
+        if not rows:
+            known = sorted({r["singer"] for s, r in catalog.items() if s in index.row_of})
+            raise VocalError(f"no indexed songs by singer {singer!r}; known singers: "
+                             f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}")
+        q_t = normalise(index.timbre[rows].mean(axis=0))
+        q_m = normalise(index.melody[rows].mean(axis=0))
+        query_singer = singer
+        query = {"kind": "singer", "what": singer, "singer": singer, "n_songs": len(rows)}
+    if progress:
+        progress(advance=1)
+
+    if exclude_singer is None:
+        exclude_singer = query_singer is not None
+    if exclude_singer and query_singer is None:
+        warnings.append("--exclude-singer ignored: the singer of a query file is unknown")
+        exclude_singer = False
+    singer_of = [catalog.get(s, {}).get("singer", "") for s in index.ids]
+    if exclude_singer:
+        exclude_rows |= {i for i, s in enumerate(singer_of) if s == query_singer}
+
+    genders: dict[str, tuple[str, str]] = {}
+    if gender is not None:
+        genders = gender_mod.song_genders(project, index.ids)
+        unknown = sum(1 for s in index.ids if s not in genders)
+        if unknown:
+            warnings.append(f"{unknown} songs have no gender label or prediction and were left out; run "
+                            "'vocal classify-gender train' to predict them")
+
+    def keep(r: int) -> bool:
+        if r in exclude_rows:
+            return False
+        return gender is None or genders.get(index.ids[r], (None,))[0] == gender
+
+    ranked = rank_rows(index, q_t, q_m, mix, keep, k)
+    if gender is None and ranked:
+        genders = gender_mod.song_genders(project, [index.ids[r] for r, *_ in ranked])
+    items = []
+    for rank, (r, score, ct, cm) in enumerate(ranked, start=1):
+        sid = index.ids[r]
+        meta = catalog.get(sid, {})
+        g, src = genders.get(sid, (None, None))
+        items.append(Recommendation(rank, sid, meta.get("singer", ""), meta.get("title", ""), score, ct, cm,
+                                    g, src))
+    if len(items) < k:
+        warnings.append(f"only {len(items)} songs match the filters (asked for {k})")
+    if progress:
+        progress(advance=1)
+    filters = {"exclude_singer": bool(exclude_singer), "gender": gender}
+    return RecommendResult(query, mode, k, filters, items, warnings)
