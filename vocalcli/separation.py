@@ -1,0 +1,371 @@
+"""MR (accompaniment) removal behind one function: ``separate(y, sr, method)``.
+
+Why several backends: the timbre model must hear the singer, not the band, but the best separator
+(Demucs' ``htdemucs``) is an optional extra whose weights need a download this machine may never have.
+So ``auto`` uses Demucs when it is importable *and* its weights are already cached, and otherwise the
+built-in ``harmonic`` separator, which needs nothing but numpy/scipy/torch and runs at >100x realtime
+on one core.
+
+``harmonic`` (predominant-F0 comb mask). Measured with bench/separation.py on the shared corpus (Bach
+chorales: sung soprano line plus alto/tenor/bass on piano, organ, strings...; 30-150 s windows at 16 kHz,
+one thread): mean SI-SDRi +4.2 dB over all 50 songs (median +3.8, worst -2.0) at ~350x realtime;
+REPET-SIM on the first 10 of them: -8.8 dB at ~12x realtime (harmonic +4.4 dB, 26x faster). Steps:
+
+1. STFT, 1024-point Hann (64 ms at 16 kHz: resolves harmonics of a 70 Hz voice), hop 256.
+2. Pitch salience per frame on a 20-cent grid, 70-1000 Hz: a weighted sum of the magnitude at the first
+   12 harmonics (weights 0.85^(h-1)) *minus* half that at the midpoints between harmonics, which punishes
+   the half-pitch candidate that plain subharmonic summation favours. Frames are normalised by their
+   total magnitude, and a mild prior (+20 % per octave above 70 Hz) prefers the higher line: the sung
+   melody is the top voice of the texture, and without the prior the tracker locks on 1/3-1/4 of a
+   female f0 (mean SI-SDRi 3.3 dB -> 4.7 dB on 12 songs).
+3. Viterbi through the salience with a pitch-jump cost (a band of +-15 steps = +-300 cents per frame),
+   so the track follows legato glides but not the accompaniment's notes.
+4. Soft comb mask: a Gaussian around each harmonic k*f0 with sigma = 1 bin + 2 % of the frequency
+   (harmonic partials of a sung note drift with vibrato and glides more at higher k). iSTFT.
+
+Tried and dropped (measured, mean SI-SDRi over 12 corpus songs): a voicing threshold on the salience
+(-1 to -2.5 dB: the voice is almost always singing and false "unvoiced" frames cost more than they
+save), spectral whitening before the salience (-2 dB), a Wiener refinement against a time-smoothed
+accompaniment estimate (-0.3 dB), a 2048-point STFT (+0.1 dB at 3x the cost).
+
+``repet`` is the librosa "vocal separation" recipe (REPET-SIM: nearest-neighbour median filter over
+frames + soft masks), kept for comparison and as an option; it is slow (O(frames^2)) and on sustained
+chorale accompaniment it removes as much voice as band (it is worse than the mixture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalcli.audio import resample
+from vocalcli.errors import VocalError
+
+METHODS = ("auto", "demucs", "harmonic", "repet", "none")
+"""Values of ``prepare.separate`` / ``--separate``."""
+
+DEMUCS_MODEL = "htdemucs"
+DEMUCS_SIG = "955717e8"  # the single model of the htdemucs bag (demucs/remote/htdemucs.yaml)
+DEMUCS_TORCH_HUB_FILE = "955717e8-8726e21a.th"  # name in <torch hub dir>/checkpoints; sha256 prefix 8726e21a
+DEMUCS_HF_REPO = "adefossez/HTDemucs"  # where demucs>=4.1 downloads safetensors weights from
+
+# harmonic backend: analysis at 16 kHz; other rates scale the FFT to the same duration
+_FRAME_S = 0.064  # s, STFT window (1024 samples at 16 kHz)
+_HOP_FRACTION = 4  # hop = n_fft / 4 (16 ms at 16 kHz)
+_FMIN, _FMAX = 70.0, 1000.0  # Hz, range of the sung f0 searched
+_CENTS = 20  # resolution of the f0 grid
+_HARMONICS = 12  # harmonics summed into the salience
+_ALPHA = 0.85  # weight decay per harmonic
+_BETA = 0.5  # weight of the inter-harmonic (half-integer) penalty
+_PRIOR = 0.2  # salience gain per octave above _FMIN: prefers the top (melody) line
+_JUMP = 2.0  # Viterbi cost per 20-cent step, in units of the salience's standard deviation
+_BAND = 15  # max f0 change per frame in grid steps (300 cents per 16 ms)
+_SIGMA_BINS = 1.0  # mask width at the fundamental, in FFT bins
+_SIGMA_REL = 0.02  # extra mask width, as a fraction of the harmonic's frequency
+
+
+class SeparationError(VocalError):
+    """A separation method was unknown or could not run; the message names the fix."""
+
+
+# --------------------------------------------------------------------------------------------- API
+
+
+def separate(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray, str]:
+    """Estimate the singing voice of a mono mixture.
+
+    y: mono float [n] at ``sr`` Hz (16000 in practice). method: one of ``METHODS``.
+    Returns (vocal estimate, float32 [n], the method actually used: 'demucs', 'harmonic', 'repet' or
+    'none'), so callers can record what a prepared song was made with.
+    """
+    if method not in METHODS:
+        raise SeparationError(f"unknown separation method {method!r}; use one of {', '.join(METHODS)}")
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise SeparationError(f"separate() needs mono audio [n], got shape {tuple(y.shape)}")
+    if method == "auto":
+        method = "demucs" if demucs_available()[0] else "harmonic"
+    if method == "none" or y.size == 0:
+        return y.copy(), method
+    if method == "harmonic":
+        return harmonic_separate(y, sr), method
+    if method == "repet":
+        return repet_separate(y, sr), method
+    ok, why = demucs_available()
+    if not ok:
+        raise SeparationError(why)
+    return _separate_with_model(y, sr, _load_demucs()), method
+
+
+def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
+    """Scale-invariant SDR in dB of ``est`` against ``ref`` (both [n]); the separation metric.
+
+    Computed in float64; a silent reference or estimate gives -inf.
+    """
+    e = np.asarray(est, dtype=np.float64)
+    r = np.asarray(ref, dtype=np.float64)
+    rr = float(np.dot(r, r))
+    if rr == 0.0:
+        return float("-inf")
+    target = (float(np.dot(e, r)) / rr) * r
+    noise = e - target
+    num, den = float(np.dot(target, target)), float(np.dot(noise, noise))
+    if num == 0.0:
+        return float("-inf")
+    if den == 0.0:
+        return float("inf")
+    return 10.0 * float(np.log10(num / den))
+
+
+# ---------------------------------------------------------------------------------------- harmonic
+
+
+def _stft(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    return torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True,
+                      return_complex=True).numpy()
+
+
+def _istft(spec: np.ndarray, n_fft: int, hop: int, n: int) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(spec, dtype=np.complex64))
+    return torch.istft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True, length=n).numpy()
+
+
+def _fft_size(sr: int) -> int:
+    """Power of two nearest to _FRAME_S seconds (1024 at 16 kHz)."""
+    return int(2 ** round(np.log2(_FRAME_S * sr)))
+
+
+@lru_cache(maxsize=4)
+def _salience_matrix(sr: int, n_fft: int) -> tuple[Any, np.ndarray]:
+    """Sparse [n_f0, n_bins] matrix mapping a magnitude frame to pitch salience, and the f0 grid in Hz.
+
+    Row i adds alpha^(h-1) * |X| at h*f0_i and subtracts beta * alpha^(h-1) * |X| at (h-1/2)*f0_i,
+    linearly interpolated between bins; the prior (1 + _PRIOR * octaves above _FMIN) is folded in.
+    """
+    import scipy.sparse as sp
+
+    n_bins = n_fft // 2 + 1
+    bin_hz = sr / n_fft
+    n_f0 = int(1200 * np.log2(_FMAX / _FMIN) / _CENTS) + 1
+    f0s = _FMIN * 2.0 ** (np.arange(n_f0) * _CENTS / 1200)
+    h = np.arange(1, _HARMONICS + 1, dtype=np.float64)
+    mult = np.concatenate([h, h[1:] - 0.5])  # harmonics, then midpoints from 1.5 up
+    weight = np.concatenate([_ALPHA ** (h - 1), -_BETA * _ALPHA ** (h[1:] - 1)])
+    pos = f0s[:, None] * mult[None, :] / bin_hz  # [n_f0, n_terms] fractional bins
+    w = np.broadcast_to(weight, pos.shape) * (1 + _PRIOR * np.log2(f0s / _FMIN))[:, None]
+    keep = pos < n_bins - 1
+    rows = np.broadcast_to(np.arange(n_f0)[:, None], pos.shape)[keep]
+    pos, w = pos[keep], w[keep]
+    lo = np.floor(pos).astype(np.int64)
+    frac = pos - lo
+    matrix = sp.csr_matrix(
+        (np.concatenate([w * (1 - frac), w * frac]), (np.concatenate([rows, rows]),
+                                                       np.concatenate([lo, lo + 1]))),
+        shape=(n_f0, n_bins), dtype=np.float32,
+    )
+    return matrix, f0s
+
+
+def _viterbi_band(score: np.ndarray, jump: float, band: int) -> np.ndarray:
+    """Best path through ``score`` [states, frames] (higher = better) with a cost of ``jump`` per state
+    of change between frames and at most ``band`` states per frame. Returns state indices [frames].
+
+    Banded, so O(frames * states * band) in numpy: ~0.1 s for 2 minutes of 16 ms frames.
+    """
+    n_states, n_frames = score.shape
+    offsets = np.arange(-band, band + 1)
+    penalty = jump * np.abs(offsets).astype(score.dtype)
+    rows = np.arange(n_states)
+    back = np.zeros((n_frames, n_states), dtype=np.int8)
+    delta = score[:, 0].copy()
+    pad = np.full(n_states + 2 * band, -np.inf, dtype=score.dtype)
+    for t in range(1, n_frames):
+        pad[band:band + n_states] = delta
+        cand = np.lib.stride_tricks.sliding_window_view(pad, 2 * band + 1) - penalty
+        best = cand.argmax(axis=1)
+        delta = cand[rows, best] + score[:, t]
+        back[t] = best - band
+    path = np.empty(n_frames, dtype=np.int64)
+    path[-1] = int(delta.argmax())
+    for t in range(n_frames - 1, 0, -1):
+        path[t - 1] = path[t] + back[t, path[t]]
+    return path
+
+
+def track_f0(mag: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """Predominant (melody) f0 in Hz per frame [frames] from an STFT magnitude [n_fft//2+1, frames].
+
+    Every frame gets an f0 (no voicing decision; see the module docstring for why).
+    """
+    matrix, f0s = _salience_matrix(sr, n_fft)
+    sal = np.asarray(matrix @ mag, dtype=np.float32)
+    sal /= mag.sum(axis=0, keepdims=True) + 1e-9  # loudness-independent: every frame counts the same
+    scale = float(sal.std()) or 1.0
+    return f0s[_viterbi_band(sal, _JUMP * scale, _BAND)]
+
+
+def harmonic_mask(n_bins: int, f0: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """Soft comb mask [n_bins, frames] in [0, 1] with a Gaussian bump at every harmonic of ``f0``."""
+    freqs = (np.arange(n_bins, dtype=np.float32) * (sr / n_fft))[:, None]
+    f0 = f0.astype(np.float32)[None, :]
+    harm = np.maximum(np.round(freqs / f0), 1.0) * f0  # nearest harmonic to each bin, Hz
+    sigma = _SIGMA_BINS * sr / n_fft + _SIGMA_REL * harm
+    return np.exp(-0.5 * np.square((freqs - harm) / sigma))
+
+
+def harmonic_separate(y: np.ndarray, sr: int) -> np.ndarray:
+    """Built-in separator: keep the harmonics of the tracked melody f0. y: [n] -> float32 [n]."""
+    n_fft = _fft_size(sr)
+    hop = n_fft // _HOP_FRACTION
+    x = np.pad(y, (0, max(0, n_fft - y.size)))  # the centred STFT's reflect padding needs n > n_fft / 2
+    spec = _stft(x, n_fft, hop)
+    mag = np.abs(spec)
+    f0 = track_f0(mag, sr, n_fft)
+    mask = harmonic_mask(spec.shape[0], f0, sr, n_fft)
+    return _istft(spec * mask, n_fft, hop, x.size)[: y.size].astype(np.float32, copy=False)
+
+
+# ------------------------------------------------------------------------------------------- repet
+
+
+def repet_separate(y: np.ndarray, sr: int) -> np.ndarray:
+    """librosa's REPET-SIM "vocal separation" example, parameters as published (2 s similarity width,
+    margins 2 / 10, power 2, n_fft 2048, hop 512). y: [n] -> float32 [n].
+    """
+    import librosa
+
+    n_fft, hop = 2048, 512
+    spec = librosa.stft(y, n_fft=n_fft, hop_length=hop)
+    full, phase = librosa.magphase(spec)
+    width = int(librosa.time_to_frames(2, sr=sr, hop_length=hop))
+    n_frames = full.shape[1]
+    if n_frames <= 2 * width + 1:  # too short for the similarity filter: nothing repeats
+        return y.astype(np.float32, copy=True)
+    filt = librosa.decompose.nn_filter(full, aggregate=np.median, metric="cosine", width=width)
+    filt = np.minimum(full, filt)
+    mask_v = librosa.util.softmask(full - filt, 10 * filt, power=2)
+    out = librosa.istft(mask_v * full * phase, hop_length=hop, n_fft=n_fft, length=y.size)
+    return out.astype(np.float32, copy=False)
+
+
+# ------------------------------------------------------------------------------------------ demucs
+
+
+def _torch_hub_weights() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / DEMUCS_TORCH_HUB_FILE
+
+
+def _hf_weights() -> Path | None:
+    """Cached safetensors weights of htdemucs from the Hugging Face cache, or None (never downloads)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(DEMUCS_HF_REPO, f"{DEMUCS_SIG}.safetensors")
+    return Path(found) if isinstance(found, str) else None
+
+
+def _weights_path() -> Path | None:
+    """Where the htdemucs weights are on this machine (HF safetensors first: no pickle), or None."""
+    hf = _hf_weights()
+    if hf is not None and hf.is_file():
+        return hf
+    th = _torch_hub_weights()
+    return th if th.is_file() else None
+
+
+def demucs_available() -> tuple[bool, str]:
+    """(True, "") if demucs imports and htdemucs weights are cached locally, else (False, what to do).
+
+    Looks only at local files: this must be cheap and must never touch the network, because ``auto``
+    asks it for every run.
+    """
+    try:
+        import demucs.apply  # noqa: F401
+        import demucs.states  # noqa: F401
+    except ImportError as e:
+        return False, (f"demucs is not installed ({e}); pip install 'vocalcli[demucs]', "
+                       "or run with --separate harmonic")
+    if _weights_path() is None:
+        return False, (f"weights for {DEMUCS_MODEL} are not in the torch hub cache ({_torch_hub_weights()}) "
+                       f"nor the Hugging Face cache ({DEMUCS_HF_REPO}); run `python -m demucs` once on a "
+                       "machine with network and copy the file there, or run with --separate harmonic")
+    return True, ""
+
+
+def _load_checkpoint(path: Path, sha256_prefix: str | None) -> Any:
+    """A demucs model from a cached file: safetensors (class + args in its metadata) or a demucs ``.th``
+    package. ``.th`` files are pickles that name the model class, so they cannot be read with
+    ``weights_only=True``; we check their sha256 prefix (part of the official file name) first.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            from demucs.hf import load_safetensors_model
+
+            model = load_safetensors_model(path)
+        else:
+            from demucs.states import load_model
+
+            if sha256_prefix:
+                digest = hashlib.sha256()
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                if not digest.hexdigest().startswith(sha256_prefix):
+                    raise SeparationError(f"{path} is corrupt (sha256 does not start with {sha256_prefix}); "
+                                          "delete it and download it again, or run with --separate harmonic")
+            model = load_model(path)
+    except SeparationError:
+        raise
+    except Exception as e:  # demucs raises many kinds (ModelLoadingError, KeyError, pickle errors)
+        raise SeparationError(f"cannot load demucs weights from {path} ({type(e).__name__}: {e}); "
+                              "delete the file and download it again, or run with --separate harmonic") from e
+    model.eval()
+    return model
+
+
+@lru_cache(maxsize=1)
+def _load_demucs() -> Any:
+    """The cached htdemucs model (loaded once per process)."""
+    path = _weights_path()
+    if path is None:
+        raise SeparationError(demucs_available()[1])
+    prefix = DEMUCS_TORCH_HUB_FILE.split("-")[1].split(".")[0] if path.suffix == ".th" else None
+    return _load_checkpoint(path, prefix)
+
+
+def _separate_with_model(y: np.ndarray, sr: int, model: Any) -> np.ndarray:
+    """Vocals of mono ``y`` [n] at ``sr`` with a demucs model (pretrained, or untrained in tests).
+
+    The model wants ``model.audio_channels`` (2) channels at ``model.samplerate`` (44100 Hz), normalised
+    like demucs' own CLI does; we resample, duplicate the channel, take the 'vocals' source, average its
+    channels and resample back to exactly n samples. Returns float32 [n].
+    """
+    import torch
+    from demucs.apply import apply_model
+
+    sources = list(model.sources)
+    if "vocals" not in sources:
+        raise SeparationError(f"demucs model has no 'vocals' source (has {sources}); use htdemucs")
+    x = resample(y, sr, int(model.samplerate))
+    wav = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(0).expand(int(model.audio_channels), -1)
+    mean, std = float(wav.mean()), float(wav.std()) or 1.0
+    with torch.no_grad():
+        out = apply_model(model, ((wav - mean) / std).unsqueeze(0), shifts=0, split=True, overlap=0.25,
+                          progress=False, device="cpu")
+    vocals = (out[0, sources.index("vocals")].mean(dim=0) * std + mean).numpy()
+    back = resample(vocals, int(model.samplerate), sr)
+    if back.size < y.size:
+        back = np.pad(back, (0, y.size - back.size))
+    return np.ascontiguousarray(back[: y.size], dtype=np.float32)
