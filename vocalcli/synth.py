@@ -231,11 +231,14 @@ def write_song(singer: Singer, melody_id: int, seconds: float, sr: int, seed: in
 
     vocal, acc = sing(singer, melody_id, seconds, sr, seed)
     mix = 0.5 * (vocal + 10 ** (-vocal_to_accomp_db / 20) * acc)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, mix, sr)
-    if stem_path is not None:
-        Path(stem_path).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(stem_path, 0.5 * vocal, sr)
+    for target, y in ((path, mix), (stem_path, 0.5 * vocal)):
+        if target is None:
+            continue
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        # blockwise: libsndfile's Vorbis encoder overflows its stack on one multi-minute write
+        with sf.SoundFile(target, "w", sr, 1) as fh:
+            for i in range(0, len(y), 1 << 15):
+                fh.write(y[i : i + (1 << 15)])
 
 
 def make_library(out: Path, **kw) -> dict:  # noqa: ANN003
