@@ -162,3 +162,18 @@ def test_prepare_query_short_file_warns(tmp_path: Path) -> None:
     assert mel.shape[0] == 48 and info["warnings"]
     mel, info = prep.prepare_query(write(tmp_path / "q2.wav", voice(5, 16000), 16000), cfg)
     assert mel.shape == (48, 188) and not info["warnings"]
+
+
+def test_full_size_prepare_with_separation(tmp_path: Path) -> None:
+    """The real defaults end to end: a 2:35 stereo 44.1 kHz song -> one (48, 7501) float16 mel."""
+    songs = tmp_path / "songs"
+    (songs / "solo").mkdir(parents=True)
+    sf.write(songs / "solo" / "long.flac", voice(155, 44100, channels=2), 44100)
+    proj = project_mod.init(tmp_path / "proj")
+    r = run("prepare", str(songs), "-p", str(proj.root), "--separate", "harmonic", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["separation"] == "harmonic"
+    (row,) = project_mod.read_csv(proj.catalog)
+    assert row["status"] == "ok" and row["separation"] == "harmonic" and float(row["duration_s"]) == 155.0
+    mel = np.load(proj.root / row["mel"])
+    assert mel.shape == (48, 7501) and mel.dtype == np.float16 and np.isfinite(mel).all()

@@ -99,7 +99,7 @@ class ContrastiveConfig:
     queue_size: int = opt(4096, "memory-bank negatives (MoCo queue); 0 = in-batch negatives only")
     momentum: float = opt(0.99, "EMA momentum of the key encoder that fills the queue")
     embedding_dim: int = opt(128, "size of the timbre embedding")
-    channels: int = opt(32, "conv channels of the encoder's first block (doubled per block, max x4)")
+    channels: int = opt(16, "conv channels of the encoder's first block (doubled per block, max x4)")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
     train: TrainConfig = field(default_factory=TrainConfig)

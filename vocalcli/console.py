@@ -5,9 +5,8 @@ stdout is reserved for results (tables, --json), so scripts can pipe them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable
 
 from rich.console import Console
 from rich.progress import (

@@ -1,0 +1,84 @@
+"""Embedder / embed_project / load_embeddings: the API other code depends on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from model_fixtures import make_project, tiny_config
+
+from vocalcli import project as project_mod
+from vocalcli import training
+from vocalcli.embed import Embedder, embed_project, load_embeddings
+from vocalcli.errors import MissingArtifact, StaleArtifact
+
+torch.set_num_threads(1)
+CPU = torch.device("cpu")
+
+
+def _trained(root, seed=0):
+    cfg = tiny_config(epochs=1, steps_per_epoch=2)
+    cfg.tcae.train.epochs, cfg.tcae.train.steps_per_epoch, cfg.seed = 1, 2, seed
+    p = make_project(root, cfg)
+    training.train_contrastive(p, cfg, CPU)
+    training.train_tcae(p, cfg, CPU)
+    return p, cfg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return _trained(tmp_path_factory.mktemp("embed") / "p")
+
+
+def test_missing_checkpoints_name_the_training_commands(tmp_path):
+    p = make_project(tmp_path / "p")
+    with pytest.raises(MissingArtifact, match="vocal train-contrastive"):
+        Embedder.from_project(p, "cpu")
+    with pytest.raises(MissingArtifact, match="vocal embed"):
+        load_embeddings(p)
+
+
+def test_embed_one_mel_any_length(trained):
+    p, cfg = trained
+    emb = Embedder.from_project(p, "cpu")
+    assert set(emb.checkpoint_hashes) == {"contrastive", "tcae"}
+    mel = np.load(p.mel_path("s0_0"))
+    for frames in (10, emb.crop, mel.shape[1]):  # shorter than a crop is padded
+        t, m = emb.embed(mel[:, :frames])
+        assert t.dtype == m.dtype == np.float32 and t.ndim == m.ndim == 1
+        assert np.linalg.norm(t) == pytest.approx(1, abs=1e-5) and np.linalg.norm(m) == pytest.approx(1, abs=1e-5)
+    t1, m1 = emb.embed(mel)
+    t2, m2 = emb.embed(mel.astype(np.float32))
+    assert np.allclose(t1, t2) and np.allclose(m1, m2)  # deterministic, dtype-agnostic
+    with pytest.raises(ValueError):
+        emb.embed(np.zeros((12, 100), np.float32))
+
+
+def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
+    p, cfg = trained
+    summary = embed_project(p, cfg, device="cpu")
+    ok = [r["song_id"] for r in project_mod.read_csv(p.catalog) if r["status"] == "ok"]
+    assert summary["n"] == len(ok) == 20 and not summary["failed"]  # 4 of them are outside balanced.csv
+    e = load_embeddings(p)
+    assert e.ids == ok and e.timbre.shape == (20, 16) and e.timbre.dtype == np.float32
+    assert e.melody.shape[0] == 20 and np.allclose(np.linalg.norm(e.melody, axis=1), 1, atol=1e-5)
+    assert e.meta["checkpoints"] == Embedder.from_project(p, "cpu").checkpoint_hashes
+    ids = project_mod.read_csv(p.embeddings / "ids.csv")
+    assert ids[3] == {"row": "3", "song_id": ok[3]}
+    # a new best.pt makes the embeddings stale
+    cfg.tcae.train.epochs = 2
+    training.train_tcae(p, cfg, CPU)
+    with pytest.raises(StaleArtifact, match="vocal embed"):
+        load_embeddings(p)
+    embed_project(p, cfg, device="cpu")
+    assert load_embeddings(p).meta["n"] == 20
+
+
+def test_same_seed_same_embeddings(tmp_path):
+    a, _ = _trained(tmp_path / "a")
+    b, _ = _trained(tmp_path / "b")
+    ea, eb = Embedder.from_project(a, "cpu"), Embedder.from_project(b, "cpu")
+    mel = np.load(a.mel_path("s1_2"))
+    ta, ma = ea.embed(mel)
+    tb, mb = eb.embed(mel)
+    assert np.array_equal(ta, tb) and np.array_equal(ma, mb)

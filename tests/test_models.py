@@ -1,0 +1,143 @@
+"""Networks, losses and checkpoints: shapes, causality, candidate counts, round trips."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vocalcli import checkpoint, losses
+from vocalcli.config import AudioConfig
+from vocalcli.errors import CheckpointError
+from vocalcli.models import TCAE, EncoderConfig, TCAEModelConfig, TimbreEncoder, melody_embedding
+from vocalcli.models.tcae import receptive_field_seconds
+
+torch.set_num_threads(1)
+
+
+def test_encoder_embeds_any_crop_length_to_unit_vectors():
+    enc = TimbreEncoder(EncoderConfig(channels=4, embedding_dim=12)).eval()
+    for frames in (16, 63, 313):
+        e = enc(torch.randn(3, 48, frames))
+        assert e.shape == (3, 12)
+        assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_tcae_shapes_and_receptive_field_in_frames_and_seconds():
+    cfg = TCAEModelConfig()  # defaults: kernel 2, 6 layers x 2 stacks, downsample 4
+    assert cfg.receptive_field == 1 + 2 * 63 + 3 == 130
+    assert receptive_field_seconds(cfg, AudioConfig()) == pytest.approx(130 * 256 / 16000)
+    m = TCAE(TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=1))
+    y, z = m(torch.randn(2, 48, 101))
+    assert y.shape == (2, 48, 101) and z.shape == (2, 4, 26)
+
+
+def test_tcae_encoder_is_causal():
+    """Perturbing frames after t changes no latent step whose frames all lie at or before t."""
+    torch.manual_seed(0)
+    cfg = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=4, stacks=2, downsample=4)
+    m = TCAE(cfg).eval()
+    x = torch.randn(1, 48, 200)
+    t = 99
+    x2 = x.clone()
+    x2[..., t + 1:] += torch.randn_like(x2[..., t + 1:]) * 5
+    with torch.no_grad():
+        z, z2 = m.encode(x), m.encode(x2)
+    safe = (t + 1) // cfg.downsample  # steps 0..safe-1 cover frames <= t
+    assert torch.equal(z[..., :safe], z2[..., :safe])
+    assert not torch.allclose(z[..., safe:], z2[..., safe:])
+
+
+def test_tcae_receptive_field_is_what_it_claims():
+    torch.manual_seed(0)
+    cfg = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=2, downsample=1)
+    m = TCAE(cfg).eval()
+    x = torch.randn(1, 48, 64)
+    x2 = x.clone()
+    x2[..., 10] += 10
+    with torch.no_grad():
+        changed = (m.encode(x) - m.encode(x2)).abs().amax(dim=1)[0] > 0
+    idx = changed.nonzero().flatten()
+    assert idx.min() == 10 and idx.max() == 10 + cfg.receptive_field - 1
+
+
+def test_melody_embedding_fixed_length_unit_norm():
+    dims = {melody_embedding(torch.randn(4, t)).shape[0] for t in (1, 7, 125, 1876)}
+    assert len(dims) == 1
+    e = melody_embedding(torch.randn(3, 4, 125))
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def _latent_of(notes: list[int], durs: list[int], frames: int, proj: torch.Tensor) -> torch.Tensor:
+    """A stand-in latent: each note a fixed vector, held for its duration, the phrase looped."""
+    seq = torch.cat([torch.full((d,), n) for n, d in zip(notes, durs, strict=True)])
+    seq = seq.repeat(frames // len(seq) + 1)[:frames]
+    return proj[:, seq] + 0.05 * torch.randn(proj.shape[0], frames)
+
+
+def test_melody_embedding_ignores_time_shift_and_latent_rotation():
+    """Same phrase, started elsewhere and seen through a rotated latent (as another voice or key might
+    appear) stays closer than a different phrase with another rhythm."""
+    torch.manual_seed(0)
+    proj = torch.randn(8, 24)
+    a = melody_embedding(_latent_of([0, 4, 7, 4, 2], [6, 3, 9, 3, 12], 400, proj))
+    q, _ = torch.linalg.qr(torch.randn(8, 8))
+    shifted = _latent_of([0, 4, 7, 4, 2], [6, 3, 9, 3, 12], 450, proj)[:, 50:]
+    b = melody_embedding(q @ shifted)
+    other = melody_embedding(_latent_of([0, 2, 5, 9], [4, 4, 8, 16], 400, proj))
+    assert float(a @ b) > 0.8 and float(a @ b) > float(a @ other) + 0.3, (float(a @ b), float(a @ other))
+
+
+def test_info_nce_counts_candidates_and_chance_level():
+    b, d = 4, 8
+    q = torch.nn.functional.normalize(torch.randn(b, d), dim=1)
+    k = torch.nn.functional.normalize(torch.randn(b, d), dim=1)
+    negs = torch.nn.functional.normalize(torch.randn(2 * b, d), dim=1)  # 2 neg transformations
+    queue = torch.nn.functional.normalize(torch.randn(10, d), dim=1)
+    _, n = losses.info_nce(q, k, 0.1, negs, queue)
+    assert n == b + 2 * b + 10
+    # queue entries of the anchor's own song are masked: song 0 has 3 in the queue
+    ids = torch.arange(b)
+    qids = torch.tensor([0, 0, 0, 1, 5, 6, 7, 8, 9, 10])
+    _, n = losses.info_nce(q, k, 0.1, negs, queue, ids, qids)
+    assert n == pytest.approx(22 - (3 + 1) / b)
+    # identical embeddings everywhere: the model knows nothing -> loss = ln N
+    same = torch.nn.functional.normalize(torch.ones(b, d), dim=1)
+    loss, n = losses.info_nce(same, same, 0.07, same.repeat(2, 1), same[:1].repeat(10, 1))
+    assert float(loss) == pytest.approx(math.log(n), rel=1e-4) and losses.chance_level(n) == math.log(22)
+
+
+def test_checkpoint_round_trip_rebuilds_identical_model(tmp_path):
+    torch.manual_seed(0)
+    mc = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=2, stacks=1)
+    m = TCAE(mc).eval()
+    opt = torch.optim.AdamW(m.parameters())
+    m(torch.randn(1, 48, 20))[0].sum().backward()
+    opt.step()
+    path = tmp_path / "ck" / "best.pt"
+    checkpoint.save(path, kind="tcae", model_config=mc.to_dict(), model=m.state_dict(),
+                    optimizer=opt.state_dict(), epoch=3, step=30, metrics={"score": 1.5},
+                    config={"seed": 0})
+    ck = checkpoint.load(path, "tcae")  # weights_only=True inside
+    m2 = TCAE(TCAEModelConfig(**ck["model_config"])).eval()
+    m2.load_state_dict(ck["model"])
+    x = torch.randn(2, 48, 33)
+    assert torch.equal(m(x)[0], m2(x)[0])
+    assert (ck["epoch"], ck["step"], ck["metrics"]["score"], ck["kind"]) == (3, 30, 1.5, "tcae")
+    assert {"torch", "numpy", "python", "vocal"} <= set(ck["versions"])
+    assert not list(path.parent.glob("*.tmp"))  # atomic write leaves no temp file
+    with pytest.raises(CheckpointError, match="holds a 'tcae' model"):
+        checkpoint.load(path, "contrastive")
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    p = tmp_path / "last.pt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable vocal checkpoint"):
+        checkpoint.load(p)
+
+
+def test_config_differences_name_the_key():
+    d = checkpoint.config_differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": (1, 2)}})
+    assert d == ["a.b: 1 -> 2"]

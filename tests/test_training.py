@@ -1,0 +1,143 @@
+"""fit(): learning, all 9 transformation roles, resume, config mismatch, determinism, run records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from model_fixtures import make_project, tiny_config
+
+from vocalcli import training
+from vocalcli.device import resolve_device
+from vocalcli.errors import CheckpointError, DeviceError
+
+torch.set_num_threads(1)
+CPU = torch.device("cpu")
+
+
+def _cfg(**train):
+    cfg = tiny_config()
+    for sec in (cfg.contrastive.train, cfg.tcae.train):
+        for k, v in train.items():
+            setattr(sec, k, v)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("train") / "p")
+
+
+def _state(task: str, proj) -> dict:
+    from vocalcli import checkpoint
+
+    return checkpoint.load(proj.checkpoint(task, "last"))["model"]
+
+
+def test_lr_schedule_warmup_then_cosine():
+    lrs = [training.lr_at(s, 100, 1.0, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False)) and lrs[-1] >= 0.1
+
+
+def test_tcae_loss_decreases(proj):
+    cfg = _cfg(epochs=8, steps_per_epoch=5, lr=5e-3)
+    cfg.tcae.channels, cfg.tcae.latent_channels = 16, 8
+    r = training.fit(training.TCAETask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
+    losses = [h["train_loss"] for h in r.history]
+    assert losses[-1] < 0.95 * losses[0], losses
+
+
+def test_contrastive_loss_decreases(proj):
+    cfg = _cfg(epochs=6, steps_per_epoch=3, lr=3e-3)
+    cfg.contrastive.queue_size = 0  # constant N, so losses are comparable epoch to epoch
+    torch.manual_seed(0)
+    r = training.fit(training.ContrastiveTask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
+    losses = [h["train_loss"] for h in r.history]
+    assert losses[-1] < losses[0], losses
+    assert r.history[-1]["train_n_candidates"] == 4 + 4 * 2  # in-batch (4) + two neg views per anchor
+    assert r.history[-1]["train_ln_n"] == pytest.approx(np.log(12))
+
+
+@pytest.mark.parametrize("ps", ["pos", "neg", "none"])
+@pytest.mark.parametrize("ts", ["pos", "neg", "none"])
+def test_all_nine_roles_run(proj, ps, ts):
+    cfg = _cfg(epochs=1, steps_per_epoch=1)
+    cfg.contrastive = dataclasses.replace(cfg.contrastive, pitch_shift=ps, time_stretch=ts)
+    r = training.fit(training.ContrastiveTask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
+    n_views = [ps, ts].count("neg")
+    assert r.history[0]["train_n_candidates"] == 4 + 4 * n_views
+    assert np.isfinite(r.history[0]["train_loss"])
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+    cfg = _cfg(epochs=3, steps_per_epoch=2)
+    a = make_project(tmp_path / "a", cfg)
+    b = make_project(tmp_path / "b", cfg)
+    training.train_contrastive(a, cfg, CPU)
+
+    calls = {"n": 0}
+
+    def interrupt(advance=1, **_):  # dies in the middle of epoch 2 (after 3 of 6 steps)
+        calls["n"] += advance if "total" not in _ else 0
+        if calls["n"] >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train_contrastive(b, cfg, CPU, progress=interrupt)
+    r = training.train_contrastive(b, cfg, CPU)
+    assert r.resumed_from == 1 and r.epochs == 3 and r.step == 6
+    sa, sb = _state("contrastive", a), _state("contrastive", b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # finished work is skipped: a rerun resumes at the end and trains nothing
+    again = training.train_contrastive(b, cfg, CPU)
+    assert again.resumed_from == 3 and not again.history
+
+
+def test_resume_mismatch_says_what_differs(tmp_path):
+    cfg = _cfg(epochs=1, steps_per_epoch=1)
+    p = make_project(tmp_path / "p", cfg)
+    training.train_tcae(p, cfg, CPU)
+    changed = dataclasses.replace(cfg, tcae=dataclasses.replace(cfg.tcae, channels=16))
+    with pytest.raises(CheckpointError, match=r"tcae\.channels: 8 -> 16"):
+        training.train_tcae(p, changed, CPU, resume=True)
+    notes = []
+    r = training.train_tcae(p, changed, CPU, log=notes.append)  # default: start fresh, say why
+    assert r.resumed_from is None and any("tcae.channels" in n for n in notes)
+
+
+def test_run_records_metrics_and_config(proj):
+    cfg = _cfg(epochs=1, steps_per_epoch=2)
+    r = training.fit(training.TCAETask(proj, cfg, CPU), cfg, CPU, checkpoints=None,
+                     run_root=proj.runs / "tcae")
+    rows = [json.loads(x) for x in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["type"] for x in rows] == ["step", "step", "epoch"]
+    assert "val_loss" in rows[-1] and rows[0]["samples_per_s"] > 0
+    saved = json.loads((r.run_dir / "config.json").read_text())
+    assert saved["config"]["tcae"]["channels"] == 8 and saved["model_config"]["channels"] == 8
+
+
+def test_contrastive_validation_reports_knn_singer_accuracy(proj):
+    cfg = _cfg(epochs=1, steps_per_epoch=1)
+    r = training.fit(training.ContrastiveTask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
+    assert 0 <= r.metrics["val_singer_acc"] <= 1 and r.metrics["val_songs"] == 4
+
+
+def test_zero_epochs_still_writes_a_usable_checkpoint(tmp_path):
+    cfg = _cfg(epochs=0)
+    p = make_project(tmp_path / "p", cfg)
+    training.train_tcae(p, cfg, CPU)
+    assert p.checkpoint("tcae", "best").exists() and p.checkpoint("tcae", "last").exists()
+
+
+def test_gpu_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match="CUDA was requested"):
+        resolve_device("auto", gpu=True)
+    with pytest.raises(DeviceError):
+        resolve_device("cuda")
+    assert resolve_device("cpu") == CPU

@@ -1,0 +1,194 @@
+"""Song -> timbre and melody vectors, from the best checkpoints of both models.
+
+Layered like torchcrepe: `Embedder.embed(log_mel)` for one mel -> `embed_project` for every `ok` song
+of the catalog (load once, loop with progress, write atomically) -> `load_embeddings` for consumers,
+which refuses embeddings made by checkpoints other than today's best.pt.
+
+* timbre: the contrastive encoder over crops every ``contrastive.extract_hop_s`` covering the song (the
+  last crop flush with the end), the normalised mean of the crop embeddings; deterministic.
+* melody: the TCAE encoder's latent of the whole normalised mel -> `melody_embedding`.
+Both models are rebuilt from the configs stored inside their checkpoints, not from today's vocal.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import torch
+
+from vocalcli import checkpoint, data
+from vocalcli import project as project_mod
+from vocalcli.errors import MissingArtifact, StaleArtifact
+from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
+from vocalcli.models.tcae import TCAE, TCAEModelConfig, melody_embedding, normalise
+
+TASKS = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
+IDS_FIELDS = ["row", "song_id"]
+
+
+def crop_starts(frames: int, crop: int, hop: int | None = None, n: int | None = None) -> np.ndarray:
+    """Start frames of crops covering a song: every ``hop`` frames (last crop flush with the end), or
+    ``n`` evenly spaced crops; [0] when the song is not longer than one crop."""
+    room = frames - crop
+    if room <= 0:
+        return np.zeros(1, dtype=np.int64)
+    if n is not None:
+        return np.unique(np.round(np.linspace(0, room, n)).astype(np.int64))
+    starts = np.arange(0, room + 1, max(1, hop or crop), dtype=np.int64)
+    return starts if starts[-1] == room else np.append(starts, room)
+
+
+def _crops(mel: np.ndarray, crop: int, starts: np.ndarray) -> np.ndarray:
+    """[n, n_mels, crop] float32 from [n_mels, frames] (edge-padded when shorter than a crop)."""
+    if mel.shape[1] < crop:
+        mel = np.pad(np.asarray(mel, dtype=np.float32), ((0, 0), (0, crop - mel.shape[1])), mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(mel, crop, axis=1)  # [n_mels, frames-crop+1, crop]
+    return np.ascontiguousarray(win[:, starts].transpose(1, 0, 2), dtype=np.float32)
+
+
+@torch.no_grad()
+def timbre_of(model: TimbreEncoder, mel: np.ndarray, crop: int, device: torch.device,
+              hop: int | None = None, n_crops: int | None = None, max_batch: int = 64) -> np.ndarray:
+    """One song's timbre vector [D] float32: normalised mean of its crop embeddings."""
+    starts = crop_starts(mel.shape[1], crop, hop=hop, n=n_crops)
+    x = torch.from_numpy(_crops(mel, crop, starts))
+    parts = [model(x[i:i + max_batch].to(device)).float() for i in range(0, len(x), max_batch)]
+    v = torch.cat(parts).mean(dim=0)
+    return torch.nn.functional.normalize(v, dim=0).cpu().numpy().astype(np.float32)
+
+
+def timbre_embeddings(model: TimbreEncoder, bank: data.MelBank, crop: int, device: torch.device,
+                      n_crops: int | None = None, hop: int | None = None) -> np.ndarray:
+    """[N, D] timbre vectors of every song in ``bank`` (validation uses a few evenly spaced crops)."""
+    return np.stack([timbre_of(model, bank.mel(i), crop, device, hop=hop, n_crops=n_crops)
+                     for i in range(len(bank))])
+
+
+@torch.no_grad()
+def melody_of(model: TCAE, mel: np.ndarray, device: torch.device) -> np.ndarray:
+    """One song's melody vector [Dm] float32 from the TCAE latent of the whole song."""
+    x = normalise(torch.from_numpy(np.asarray(mel, dtype=np.float32))[None].to(device))
+    return melody_embedding(model.encode(x)[0]).cpu().numpy().astype(np.float32)
+
+
+class Embedder:
+    """Both models, loaded once from their best.pt; ``embed(log_mel)`` -> (timbre, melody)."""
+
+    def __init__(self, encoder: TimbreEncoder, tcae: TCAE, crop: int, hop: int, device: torch.device,
+                 checkpoint_hashes: dict[str, str]) -> None:
+        self.encoder, self.tcae = encoder.eval(), tcae.eval()
+        self.crop, self.hop, self.device = crop, hop, device
+        self.checkpoint_hashes = checkpoint_hashes
+
+    @classmethod
+    def from_project(cls, project: project_mod.Project, device: str | torch.device = "auto") -> Embedder:
+        from vocalcli.device import resolve_device
+
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        paths = {t: project.checkpoint(t, "best") for t in TASKS}
+        for t, p in paths.items():
+            if not p.exists():
+                raise MissingArtifact(f"no {t} model at {p}; run '{TASKS[t]}' first")
+        ck_c = checkpoint.load(paths["contrastive"], "contrastive", TASKS["contrastive"])
+        ck_t = checkpoint.load(paths["tcae"], "tcae", TASKS["tcae"])
+        enc = TimbreEncoder(EncoderConfig(**ck_c["model_config"]))
+        enc.load_state_dict(ck_c["model"])
+        tcae = TCAE(TCAEModelConfig(**ck_t["model_config"]))
+        tcae.load_state_dict(ck_t["model"])
+        run = ck_c["config"]  # crop geometry of the run that trained the encoder
+        frame_rate = run["audio"]["sample_rate"] / run["audio"]["hop_length"]
+        crop = max(16, round(run["contrastive"]["crop_s"] * frame_rate))
+        hop = max(1, round(run["contrastive"]["extract_hop_s"] * frame_rate))
+        hashes = {t: project_mod.file_digest(p) for t, p in paths.items()}
+        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes)
+
+    def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[n_mels, frames] log-mel (float16/32) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
+        mel = np.asarray(log_mel, dtype=np.float32)
+        if mel.ndim != 2 or mel.shape[0] != self.encoder.cfg.n_mels or mel.shape[1] < 1:
+            raise ValueError(f"expected a log-mel [{self.encoder.cfg.n_mels}, frames], got {mel.shape}")
+        if mel.shape[1] < self.crop:
+            mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
+        return (timbre_of(self.encoder, mel, self.crop, self.device, hop=self.hop),
+                melody_of(self.tcae, mel, self.device))
+
+
+def embed_project(project: project_mod.Project, cfg: Any = None, device: str | torch.device = "auto",
+                  progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Embed every `ok` catalog song; write embeddings/{timbre,melody}.npy, ids.csv, meta.json.
+
+    A song whose mel cannot be read is skipped and listed in the summary's ``failed``. ``cfg`` is
+    accepted for symmetry with the trainers; extraction settings come from the checkpoints.
+    """
+    emb = Embedder.from_project(project, device)
+    songs = data.catalog_songs(project)
+    if progress:
+        progress(advance=0, total=max(len(songs), 1))
+    ids, timbre, melody, failed = [], [], [], []
+    for s in songs:
+        try:
+            mel = np.load(s.path, mmap_mode="r")
+            t, m = emb.embed(mel)
+        except (OSError, ValueError) as e:
+            failed.append({"song_id": s.song_id, "reason": f"{type(e).__name__}: {e}"})
+        else:
+            ids.append(s.song_id)
+            timbre.append(t)
+            melody.append(m)
+        if progress:
+            progress(advance=1)
+    dt = emb.encoder.cfg.embedding_dim
+    tim = np.stack(timbre) if timbre else np.zeros((0, dt), np.float32)
+    mel_ = np.stack(melody) if melody else np.zeros((0, 0), np.float32)
+    out = project.embeddings
+    project_mod.save_npy(out / "timbre.npy", tim.astype(np.float32))
+    project_mod.save_npy(out / "melody.npy", mel_.astype(np.float32))
+    project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], IDS_FIELDS)
+    meta = {"checkpoints": emb.checkpoint_hashes, "n": len(ids), "timbre_dim": int(tim.shape[1]),
+            "melody_dim": int(mel_.shape[1]) if mel_.ndim == 2 else 0, "failed": failed,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "catalog": project_mod.file_digest(project.catalog)}
+    project_mod.write_json(out / "meta.json", meta)  # written last: marks a complete set
+    return {k: meta[k] for k in ("n", "timbre_dim", "melody_dim", "checkpoints", "failed")} | {
+        "dir": str(out)}
+
+
+@dataclass
+class Embeddings:
+    ids: list[str]
+    timbre: np.ndarray  # [N, Dt] float32, rows L2-normalised
+    melody: np.ndarray  # [N, Dm] float32, rows L2-normalised
+    meta: dict
+
+
+def load_embeddings(project: project_mod.Project) -> Embeddings:
+    """The project's embeddings; refuses missing or stale ones (made by other checkpoints)."""
+    import json
+
+    d = project.embeddings
+    files = [d / "meta.json", d / "timbre.npy", d / "melody.npy", d / "ids.csv"]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise MissingArtifact(f"no embeddings in {d} ({', '.join(missing)} missing); run 'vocal embed'")
+    meta = json.loads(files[0].read_text(encoding="utf-8"))
+    current = {}
+    for t, cmd in TASKS.items():
+        p = project.checkpoint(t, "best")
+        if not p.exists():
+            raise MissingArtifact(f"no {t} model at {p}; run '{cmd}', then 'vocal embed'")
+        current[t] = project_mod.file_digest(p)
+    made_by = meta.get("checkpoints", {})
+    if made_by != current:
+        what = ", ".join(f"{t} {made_by.get(t, '?')} -> {current[t]}" for t in TASKS
+                         if made_by.get(t) != current[t])
+        raise StaleArtifact(f"embeddings in {d} were made by other checkpoints ({what}); run 'vocal embed'")
+    ids = [r["song_id"] for r in project_mod.read_csv(files[3])]
+    timbre, melody = np.load(files[1]), np.load(files[2])
+    if not (len(ids) == len(timbre) == len(melody)):
+        raise StaleArtifact(f"embeddings in {d} are inconsistent ({len(ids)} ids, {len(timbre)} timbre, "
+                            f"{len(melody)} melody rows); run 'vocal embed'")
+    return Embeddings(ids, timbre, melody, meta)

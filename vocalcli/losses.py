@@ -1,0 +1,64 @@
+"""Loss functions: small and pure; shapes in the docstrings."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    temperature: float,
+    extra_negatives: torch.Tensor | None = None,
+    queue: torch.Tensor | None = None,
+    ids: torch.Tensor | None = None,
+    queue_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, float]:
+    """InfoNCE over positives, in-batch, transformed-view and queue negatives.
+
+    query [B, D], key [B, D] (row i is the positive of query i), both L2-normalised.
+    Candidates of query i: its key (the answer), the other B-1 keys (in-batch negatives),
+    ``extra_negatives`` [V, D] (transformed views of the batch's crops, *including query i's own*:
+    this is what makes the embedding sensitive to the transformation), and ``queue`` [Q, D] (MoCo
+    memory bank). Rows of the batch or queue that come from the same song as query i (``ids`` [B],
+    ``queue_ids`` [Q]) are masked out: a stale key of one's own song is not a negative.
+
+    Returns (mean loss, mean number of candidates N per query); chance level is ln N.
+    """
+    b = query.shape[0]
+    cands = [key]
+    if extra_negatives is not None and extra_negatives.numel():
+        cands.append(extra_negatives)
+    if queue is not None and queue.numel():
+        cands.append(queue)
+    keys = torch.cat(cands, dim=0)
+    logits = query @ keys.T / temperature  # [B, B + V + Q]
+    mask = torch.zeros_like(logits, dtype=torch.bool)
+    if ids is not None:
+        same = ids[:, None] == ids[None, :]
+        same.fill_diagonal_(False)
+        mask[:, :b] = same
+        if queue is not None and queue.numel() and queue_ids is not None:
+            mask[:, -queue.shape[0]:] = ids[:, None] == queue_ids[None, :]
+    logits = logits.masked_fill(mask, float("-inf"))
+    labels = torch.arange(b, device=query.device)
+    loss = F.cross_entropy(logits.float(), labels)
+    n = float((~mask).sum(dim=1).float().mean())
+    return loss, n
+
+
+def chance_level(n_candidates: float) -> float:
+    """InfoNCE of a model that knows nothing: ln N (uniform over N candidates)."""
+    return math.log(max(n_candidates, 1.0))
+
+
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean L1 or MSE between [B, n_mels, T] tensors (normalised log-mel)."""
+    if kind == "l1":
+        return F.l1_loss(pred, target)
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    raise ValueError(f"unknown reconstruction loss {kind!r}")

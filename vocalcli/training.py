@@ -1,0 +1,508 @@
+"""One training loop, `fit()`, shared by every trainer; each task brings a step function.
+
+The loop owns what every trainer needs and nothing task-specific: deterministic per-epoch batches,
+warmup + cosine LR, AMP only on CUDA, gradient clipping, ``no_grad`` validation, metrics to
+``runs/<task>/<timestamp>/metrics.jsonl`` next to the resolved config, checkpoints
+(``checkpoints/<task>/last.pt`` every epoch, ``best.pt`` when validation improves), resume from
+``last.pt``, and DistributedDataParallel under ``torchrun`` (rank-sharded batches, rank-0-only writes).
+
+A task (`ContrastiveTask`, `TCAETask`) holds its model(s) and data and implements ``step`` (one batch ->
+loss), ``after_step`` (e.g. the MoCo key-encoder update) and ``validate`` (metrics with a ``score``,
+higher is better).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from vocalcli import checkpoint, data, losses, transforms
+from vocalcli import project as project_mod
+from vocalcli.config import Config, TrainConfig
+from vocalcli.device import autocast, resolve_device, seed_everything
+from vocalcli.errors import CheckpointError, MissingArtifact
+from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
+from vocalcli.models.tcae import TCAE, TCAEModelConfig, normalise, receptive_field_seconds
+
+Log = Callable[[str], None]
+TRAIN_COMMAND = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine decay to peak / 10 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    if total <= warmup:
+        return peak
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("VOCAL_DDP_BACKEND") != "gloo" \
+            else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_rank0() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _resume_key(cfg: Config, section: str) -> dict[str, Any]:
+    """What must match for last.pt to be continued: seed, audio, the task section minus epochs/workers."""
+    sec = dataclasses.asdict(getattr(cfg, section))
+    sec["train"] = {k: v for k, v in sec["train"].items() if k not in ("epochs", "workers")}
+    return {"seed": cfg.seed, "audio": dataclasses.asdict(cfg.audio), section: sec}
+
+
+@dataclass
+class FitResult:
+    task: str
+    epochs: int  # completed epochs
+    step: int  # completed optimizer steps
+    metrics: dict[str, Any]  # last epoch: train_loss, validation metrics, ...
+    best_score: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    resumed_from: int | None = None  # epoch resumed from, None = fresh start
+    notes: list[str] = field(default_factory=list)
+
+
+# -------------------------------------------------------------------------------------------- fit
+def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | None, run_root: Path | None,
+        resume: bool | None = None, progress: Callable[..., None] | None = None, log: Log | None = None,
+        bf16_on_cpu: bool = False) -> FitResult:
+    """Train ``task`` for its configured epochs; resume from ``checkpoints/last.pt`` when allowed.
+
+    resume: None = continue when last.pt matches the config (else start fresh, saying why);
+    True = must continue (a mismatch is a CheckpointError listing what differs); False = start fresh.
+    """
+    say = log or (lambda _m: None)
+    tc: TrainConfig = task.train_cfg
+    rank, world = task.rank, task.world
+    model: nn.Module = task.model
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps = data.steps_per_epoch(task.n_train, tc.batch_size, tc.steps_per_epoch, world)
+    total = steps * tc.epochs
+    start_epoch, step, best, metrics = 0, 0, -math.inf, {}
+    result = FitResult(task.name, 0, 0, {}, -math.inf)
+    key = _resume_key(cfg, task.section)
+
+    last = checkpoints / "last.pt" if checkpoints else None
+    if resume is not False and last is not None and last.exists():
+        ck = checkpoint.load(last, task.name, TRAIN_COMMAND.get(task.name, ""))
+        diffs = checkpoint.config_differences(ck.get("extra", {}).get("resume_key", {}), key)
+        if diffs:
+            msg = f"{last} was trained with other settings ({'; '.join(diffs[:5])})"
+            if resume:
+                raise CheckpointError(msg + "; pass --no-resume to start over, or restore vocal.yaml")
+            result.notes.append(msg + "; starting fresh")
+            say(result.notes[-1])
+        else:
+            model.load_state_dict(ck["model"])
+            task.load_extra(ck["extra"])
+            if ck.get("optimizer"):
+                opt.load_state_dict(ck["optimizer"])
+            start_epoch, step = ck["epoch"], ck["step"]
+            metrics = ck.get("metrics", {})
+            best = float(metrics.get("best_score", -math.inf))
+            result.resumed_from = start_epoch
+            say(f"resuming {task.name} from {last} at epoch {start_epoch}/{tc.epochs} (step {step})")
+    elif resume and (last is None or not last.exists()):
+        say(f"nothing to resume for {task.name}; starting fresh")
+
+    run_dir = None
+    if run_root is not None and rank == 0 and start_epoch < max(tc.epochs, 1):
+        run_dir = run_root / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        project_mod.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "world_size": world,
+                                                         "device": str(device), "steps_per_epoch": steps,
+                                                         "model_config": task.model_config,
+                                                         "resumed_from_epoch": result.resumed_from})
+    result.run_dir = run_dir
+
+    train_model: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def save(which: str, epoch: int) -> None:
+        if checkpoints is None or rank != 0:
+            return
+        extra = task.extra_state()
+        extra["resume_key"] = key
+        checkpoint.save(checkpoints / f"{which}.pt", kind=task.name, model_config=task.model_config,
+                        model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, step=step,
+                        metrics={**metrics, "best_score": best}, config=cfg.to_dict(), extra=extra)
+
+    def write_metrics(row: dict[str, Any]) -> None:
+        if run_dir is not None:
+            with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, default=float) + "\n")
+
+    if progress:
+        progress(advance=0, total=max(total, 1))
+        if step:
+            progress(advance=min(step, total))
+
+    if tc.epochs == 0 and start_epoch == 0 and rank == 0:
+        # an untrained model is still a valid (tiny, fast) artefact: every downstream path can run
+        metrics = task.validate(float("nan"))
+        best = float(metrics["score"])
+        save("last", 0)
+        save("best", 0)
+
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    for epoch in range(start_epoch, tc.epochs):
+        model.train()
+        order = data.epoch_order(task.n_train, tc.batch_size, steps, cfg.seed, epoch, rank, world)
+        batches = task.batches(order, epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 101 + rank)
+        t0, seen, loss_sum, extra_sum = time.perf_counter(), 0, 0.0, {}
+        for batch in data.loader(batches, tc.workers, pin=device.type == "cuda"):
+            ts = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total, tc.lr, tc.warmup_steps)
+            with autocast(device, bf16_on_cpu):
+                loss, info = task.step(train_model, batch, gen)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if tc.grad_clip > 0:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            task.after_step()
+            step += 1
+            n = batch["idx"].shape[0] * world
+            seen += n
+            lv = float(loss.detach())
+            loss_sum += lv
+            for k, v in info.items():
+                extra_sum[k] = extra_sum.get(k, 0.0) + float(v)
+            rate = n / max(time.perf_counter() - ts, 1e-9)
+            write_metrics({"type": "step", "epoch": epoch, "step": step, "loss": lv,
+                           "lr": opt.param_groups[0]["lr"], "samples_per_s": rate, **info})
+            if progress:
+                progress(advance=1, loss=lv, rate=rate, **{k: float(v) for k, v in info.items()})
+        k_steps = max(len(batches), 1)
+        train_loss = loss_sum / k_steps
+        metrics = {"epoch": epoch + 1, "step": step, "train_loss": train_loss,
+                   **{f"train_{k}": v / k_steps for k, v in extra_sum.items()},
+                   "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+        if rank == 0:
+            metrics.update(task.validate(train_loss))
+            improved = metrics["score"] > best
+            if improved:
+                best = float(metrics["score"])
+            metrics["best_score"] = best
+            write_metrics({"type": "epoch", **metrics})
+            save("last", epoch + 1)
+            if improved:
+                save("best", epoch + 1)
+            say(task.describe(metrics))
+        if world > 1:
+            dist.barrier()
+        result.history.append(metrics)
+    result.epochs = max(start_epoch, tc.epochs)
+    result.step, result.metrics, result.best_score = step, metrics, best
+    return result
+
+
+# ----------------------------------------------------------------------------------------- tasks
+class Task:
+    """What fit() needs from a trainer. Subclasses set the attributes and implement the methods."""
+
+    name: str  # checkpoints/<name>/, runs/<name>/, checkpoint kind
+    section: str  # vocal.yaml section of its settings
+    model: nn.Module
+    model_config: dict[str, Any]
+    train_cfg: TrainConfig
+    n_train: int
+    rank: int = 0
+    world: int = 1
+
+    def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
+        raise NotImplementedError
+
+    def step(self, model: nn.Module, batch: dict[str, torch.Tensor], gen: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        return None
+
+    def validate(self, train_loss: float) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra(self, state: dict[str, Any]) -> None:
+        return None
+
+    def describe(self, m: dict[str, Any]) -> str:
+        return f"{self.name} epoch {m['epoch']}: train loss {m['train_loss']:.4f}"
+
+
+class ContrastiveTask(Task):
+    """Yakura et al.'s self-supervised contrastive learning on mel crops with a MoCo queue.
+
+    Positive of a crop = another random crop of the same song (pitch-shifted / time-stretched when that
+    transformation is ``pos``). For each ``neg`` transformation, the batch's anchor crops transformed
+    are added as negatives of every anchor (its own transformed crop included).
+    """
+
+    name = section = "contrastive"
+
+    def __init__(self, project: project_mod.Project, cfg: Config, device: torch.device, rank: int = 0,
+                 world: int = 1) -> None:
+        c = self.c = cfg.contrastive
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
+        self.train_cfg = c.train
+        self.songs = data.split_songs(project, "train")
+        if len(self.songs) < 2:
+            raise MissingArtifact(f"balanced.csv has {len(self.songs)} training songs with mels; contrastive "
+                                  "training needs at least 2: run 'vocal balance' on a larger library")
+        self.val_songs = data.split_songs(project, "val")
+        self.bank = data.MelBank(self.songs)
+        self.n_train = len(self.songs)
+        self.crop = max(16, round(c.crop_s * cfg.audio.frame_rate))
+        self.src = transforms.source_frames(self.crop, c.stretch_factors, c.time_stretch != "none")
+        mc = EncoderConfig.from_config(c, cfg.audio)
+        self.model_config = mc.to_dict()
+        self.model = TimbreEncoder(mc).to(device)
+        self.key_model = copy.deepcopy(self.model).requires_grad_(False)
+        self.queue = torch.zeros(c.queue_size, mc.embedding_dim, device=device)
+        self.queue_ids = torch.full((c.queue_size,), -1, dtype=torch.long, device=device)
+        self.queue_len, self.queue_ptr = 0, 0
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
+        return data.CropBatches(self.bank, order, self.src, 2, self.cfg.seed, epoch, self.rank)
+
+    def views(self, batch: dict[str, torch.Tensor], gen: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(anchor [B, M, L], positive [B, M, L], negative views [B, M, L] per `neg` transformation)."""
+        c, audio, L = self.c, self.cfg.audio, self.crop
+        v = batch["views"].to(self.device, non_blocking=True)
+        a_src, p_src = v[0], v[1]
+        b = a_src.shape[0]
+        anchor = a_src[..., :L]
+        pos = (transforms.time_stretch(p_src, transforms.random_rates(b, c.stretch_factors, gen), L)
+               if c.time_stretch == "pos" else p_src[..., :L])
+        if c.pitch_shift == "pos":
+            pos = transforms.pitch_shift(pos, transforms.random_semitones(b, c.semitones, 0.0, gen), audio)
+        negs = []
+        if c.pitch_shift == "neg":
+            negs.append(transforms.pitch_shift(
+                anchor, transforms.random_semitones(b, c.semitones, c.min_semitones, gen), audio))
+        if c.time_stretch == "neg":
+            negs.append(transforms.time_stretch(a_src, transforms.random_rates(b, c.stretch_factors, gen), L))
+        return anchor, pos, negs
+
+    def step(self, model, batch, gen):
+        anchor, pos, negs = self.views(batch, gen)
+        b = anchor.shape[0]
+        ids = batch["idx"].to(self.device)
+        emb = model(torch.cat([anchor, *negs]) if negs else anchor)
+        q, nv = emb[:b], emb[b:]
+        with torch.no_grad():
+            k = self.key_model(pos)
+        queue = self.queue[: self.queue_len]
+        loss, n = losses.info_nce(q, k, self.c.temperature, nv, queue, ids, self.queue_ids[: self.queue_len])
+        self._pending = (k.detach().float(), ids)
+        return loss, {"n_candidates": n, "ln_n": losses.chance_level(n)}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        m = self.c.momentum
+        for pk, pq in zip(self.key_model.parameters(), self.model.parameters(), strict=True):
+            pk.mul_(m).add_(pq.detach(), alpha=1 - m)
+        if self._pending is None or self.c.queue_size == 0:
+            return
+        k, ids = self._pending
+        if self.world > 1:
+            ks, idss = [torch.empty_like(k) for _ in range(self.world)], [torch.empty_like(ids)
+                                                                          for _ in range(self.world)]
+            dist.all_gather(ks, k.contiguous())
+            dist.all_gather(idss, ids.contiguous())
+            k, ids = torch.cat(ks), torch.cat(idss)
+        size = self.c.queue_size
+        k, ids = k[-size:], ids[-size:]
+        pos = (self.queue_ptr + torch.arange(k.shape[0], device=k.device)) % size
+        self.queue[pos], self.queue_ids[pos] = k, ids
+        self.queue_ptr = int((self.queue_ptr + k.shape[0]) % size)
+        self.queue_len = min(size, self.queue_len + k.shape[0])
+        self._pending = None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"key_model": self.key_model.state_dict(), "queue": self.queue, "queue_ids": self.queue_ids,
+                "queue_len": self.queue_len, "queue_ptr": self.queue_ptr}
+
+    def load_extra(self, state: dict[str, Any]) -> None:
+        self.key_model.load_state_dict(state["key_model"])
+        self.queue.copy_(state["queue"])
+        self.queue_ids.copy_(state["queue_ids"])
+        self.queue_len, self.queue_ptr = int(state["queue_len"]), int(state["queue_ptr"])
+
+    @torch.no_grad()
+    def validate(self, train_loss: float) -> dict[str, Any]:
+        """kNN (k=1, cosine) singer-ID accuracy of val songs against train songs; labels only here."""
+        from vocalcli.embed import timbre_embeddings
+
+        val = [s for s in self.val_songs if s.singer in {t.singer for t in self.songs}]
+        if not val:
+            return {"score": -train_loss}
+        self.model.eval()
+        ref = timbre_embeddings(self.model, self.bank, self.crop, n_crops=self.c.eval_crops,
+                                device=self.device)
+        vb = data.MelBank(val)
+        qry = timbre_embeddings(self.model, vb, self.crop, n_crops=self.c.eval_crops, device=self.device)
+        self.model.train()
+        nn_idx = (qry @ ref.T).argmax(axis=1)
+        acc = float(np.mean([self.songs[j].singer == s.singer for j, s in zip(nn_idx, val, strict=True)]))
+        return {"val_singer_acc": acc, "val_songs": len(val), "score": acc}
+
+    def describe(self, m: dict[str, Any]) -> str:
+        ln_n = m.get("train_ln_n", float("nan"))
+        s = (f"contrastive epoch {m['epoch']}: loss {m['train_loss']:.3f} (chance ln N = {ln_n:.2f}, "
+             f"N = {m.get('train_n_candidates', 0):.0f}), {m['samples_per_s']:.1f} samples/s")
+        if "val_singer_acc" in m:
+            s += f", val singer-ID acc {m['val_singer_acc']:.3f}"
+        return s
+
+
+class TCAETask(Task):
+    """Time Causal AutoEncoder: reconstruct normalised log-mel crops through the causal latent."""
+
+    name = section = "tcae"
+
+    def __init__(self, project: project_mod.Project, cfg: Config, device: torch.device, rank: int = 0,
+                 world: int = 1) -> None:
+        t = self.t = cfg.tcae
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
+        self.train_cfg = t.train
+        self.songs = data.split_songs(project, "train")
+        if not self.songs:
+            raise MissingArtifact("balanced.csv has no training songs with mels; run 'vocal balance'")
+        self.val_songs = data.split_songs(project, "val")
+        self.bank = data.MelBank(self.songs)
+        self.n_train = len(self.songs)
+        full = int(self.bank.frames.max())
+        self.crop = min(full, round(t.crop_s * cfg.audio.frame_rate)) if t.crop_s > 0 else full
+        mc = TCAEModelConfig.from_config(t, cfg.audio)
+        self.model_config = mc.to_dict()
+        self.model = TCAE(mc).to(device)
+        self.receptive_field = (mc.receptive_field, receptive_field_seconds(mc, cfg.audio))
+
+    def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
+        return data.CropBatches(self.bank, order, self.crop, 1, self.cfg.seed, epoch, self.rank)
+
+    def step(self, model, batch, gen):
+        x = normalise(batch["views"][0].to(self.device, non_blocking=True))
+        recon, _ = model(x)
+        return losses.reconstruction(recon.float(), x, self.t.loss), {}
+
+    @torch.no_grad()
+    def validate(self, train_loss: float) -> dict[str, Any]:
+        if not self.val_songs:
+            return {"score": -train_loss}
+        self.model.eval()
+        vb = data.MelBank(self.val_songs)
+        idx = np.arange(len(vb))
+        starts = np.maximum(vb.frames - self.crop, 0) // 2  # centred crop: deterministic
+        total = 0.0
+        for i in range(0, len(idx), 8):
+            x = normalise(torch.from_numpy(vb.crops(idx[i:i + 8], starts[i:i + 8], self.crop)).to(self.device))
+            total += float(losses.reconstruction(self.model(x)[0], x, self.t.loss)) * len(x)
+        self.model.train()
+        val = total / len(idx)
+        return {"val_loss": val, "score": -val}
+
+    def describe(self, m: dict[str, Any]) -> str:
+        s = f"tcae epoch {m['epoch']}: loss {m['train_loss']:.4f}, {m['samples_per_s']:.1f} samples/s"
+        return s + (f", val loss {m['val_loss']:.4f}" if "val_loss" in m else "")
+
+
+# -------------------------------------------------------------------------------------- public API
+def _device(device: str | torch.device) -> torch.device:
+    return device if isinstance(device, torch.device) else resolve_device(device)
+
+
+def train(task_name: str, project: project_mod.Project, cfg: Config, device: str | torch.device = "auto",
+          resume: bool | None = None, progress: Callable[..., None] | None = None, log: Log | None = None
+          ) -> FitResult:
+    """Train ``contrastive`` or ``tcae`` on the project's balanced train split; writes checkpoints."""
+    dev = _device(device)
+    rank, world = dist_info()
+    seed_everything(cfg.seed)
+    cls = {"contrastive": ContrastiveTask, "tcae": TCAETask}[task_name]
+    task = cls(project, cfg, dev, rank, world)
+    if isinstance(task, TCAETask) and log:
+        rf, sec = task.receptive_field
+        log(f"TCAE receptive field: {rf} frames = {sec:.2f} s")
+    return fit(task, cfg, dev, checkpoints=project.checkpoints / task_name, run_root=project.runs / task_name,
+               resume=resume, progress=progress, log=log)
+
+
+def train_contrastive(project, cfg, device="auto", resume=None, progress=None, log=None) -> FitResult:
+    return train("contrastive", project, cfg, device, resume, progress, log)
+
+
+def train_tcae(project, cfg, device="auto", resume=None, progress=None, log=None) -> FitResult:
+    return train("tcae", project, cfg, device, resume, progress, log)
+
+
+GRID = [("pos", "pos"), ("pos", "neg"), ("neg", "pos"), ("neg", "neg")]
+GRID_NONE = [("none", "none"), ("none", "pos"), ("none", "neg"), ("pos", "none"), ("neg", "none")]
+
+
+def contrastive_grid(project: project_mod.Project, cfg: Config, device: str | torch.device = "auto",
+                     include_none: bool = False, progress: Callable[..., None] | None = None,
+                     log: Log | None = None) -> list[dict[str, Any]]:
+    """Yakura's seed experiment: one run per pitch-shift x time-stretch role, same seed and data.
+
+    Runs write only runs/contrastive-grid/<timestamp>/<ps>-<ts>/ (never the serving checkpoints).
+    Rows: final train loss, its chance level ln N and loss / ln N (comparable across different numbers
+    of negatives), and val kNN singer-ID accuracy.
+    """
+    dev = _device(device)
+    rank, world = dist_info()
+    root = project.runs / "contrastive-grid" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    rows = []
+    for ps, ts in GRID + (GRID_NONE if include_none else []):
+        c = dataclasses.replace(cfg.contrastive, pitch_shift=ps, time_stretch=ts)
+        run_cfg = dataclasses.replace(cfg, contrastive=c)
+        seed_everything(cfg.seed)
+        task = ContrastiveTask(project, run_cfg, dev, rank, world)
+        r = fit(task, run_cfg, dev, checkpoints=None, run_root=root / f"{ps}-{ts}", resume=False,
+                progress=progress, log=log)
+        ln_n = float(r.metrics.get("train_ln_n", float("nan")))
+        loss = float(r.metrics.get("train_loss", float("nan")))
+        rows.append({"pitch_shift": ps, "time_stretch": ts, "final_loss": loss, "ln_n": ln_n,
+                     "loss_over_ln_n": loss / ln_n if ln_n > 0 else float("nan"),
+                     "n_candidates": float(r.metrics.get("train_n_candidates", float("nan"))),
+                     "val_singer_acc": r.metrics.get("val_singer_acc")})
+    return rows
