@@ -250,6 +250,15 @@ def _describe(name: str, s: dict) -> str:
     if name == "prepare":
         return (f"decoded, removed the accompaniment ({s['separation']}) and made mels: {s['counts']} "
                 f"({s['skipped']} already done)")
+    if name.startswith("train-"):
+        acc = s.get("val_singer_acc")
+        return (f"{s['epochs']} epochs, {s['steps']} steps, final loss {s.get('train_loss', float('nan')):.3f}"
+                + (f" (chance ln N = {s['train_ln_n']:.2f})" if "train_ln_n" in s else "")
+                + (f", val singer-ID {acc:.2f}" if acc is not None else "") + f" -> {s['checkpoint']}")
+    if name == "recommend":
+        return f"songs like {s['query']}: " + "; ".join(s["top"])
+    if name == "evaluate":
+        return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items())
     if name == "balance":
         return (f"{s['kept']} singers kept, short songs replaced {s['replaced']}, dropped {s['dropped']}; "
                 f"splits {s['splits']}")

@@ -35,9 +35,9 @@ QUICK = DemoSize(singers=6, songs=8, seconds=14.0, short_seconds=6.0, start_s=2.
 
 DEMO_TRAINING = {
     "contrastive": {"train": {"epochs": 8, "batch_size": 16, "warmup_steps": 10, "steps_per_epoch": 12},
-                    "queue_size": 256, "channels": 32, "embedding_dim": 64},
-    "tcae": {"channels": 32, "layers_per_stack": 5, "stacks": 1, "crop_s": 8.0,
-             "train": {"epochs": 6, "batch_size": 8, "warmup_steps": 10, "steps_per_epoch": 10}},
+                    "queue_size": 512},
+    "tcae": {"train": {"epochs": 6, "batch_size": 8, "warmup_steps": 10, "steps_per_epoch": 10},
+             "crop_s": 8.0},
 }
 """Small models and few steps: the demo shows the pipeline, it is not a quality run."""
 
@@ -88,8 +88,9 @@ def _no_progress(description: str, total: int | None, **fields: Any) -> Iterator
 
 
 def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | None = None,
-             progress_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Synthesize -> prepare -> balance (-> later stages as they exist). Returns every step's summary."""
+             progress_factory: Callable[..., Any] | None = None, device: str = "auto") -> dict[str, Any]:
+    """Synthesize -> prepare -> balance -> train both models -> embed -> gender -> index -> recommend
+    -> evaluate -> plot. Returns every step's summary (what the CLI prints and --json dumps)."""
     from vocalcli import balance as bal
     from vocalcli import prepare as prep
 
@@ -124,4 +125,75 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
     report["balance"] = {"kept": len(b.kept_singers), "dropped": [d.singer for d in b.dropped],
                          "replaced": b.replaced, "splits": b.split_counts()}
     note("balance", report["balance"])
+
+    from vocalcli import training
+
+    train_extra = "loss {task.fields[loss]:.3f}"
+    for task in ("contrastive", "tcae"):
+        with bar(f"train {task}", None, extra=train_extra, loss=float("nan")) as tick:
+            fit = training.train(task, proj, cfg, device, progress=tick)
+        report[f"train-{task}"] = {
+            "epochs": fit.epochs, "steps": fit.step, "resumed_from": fit.resumed_from,
+            **{k: round(float(v), 4) for k, v in fit.metrics.items()
+               if k in ("train_loss", "train_ln_n", "val_singer_acc", "val_loss") and v is not None},
+            "checkpoint": str(proj.checkpoint(task).relative_to(root))}
+        note(f"train-{task}", report[f"train-{task}"])
+
+    from vocalcli import embed
+
+    with bar("embed", None) as tick:
+        report["embed"] = _plain(embed.embed_project(proj, cfg, device=device, progress=tick))
+    note("embed", report["embed"])
+
+    from vocalcli import gender
+
+    g = gender.train(proj, cfg)
+    report["gender"] = {"features": g.get("features"), "heldout_singers": g.get("heldout_singers"),
+                        "balanced_accuracy": _get(g, "metrics", "balanced_accuracy")}
+    note("gender", report["gender"])
+
+    from vocalcli import index
+
+    info = index.build_index(proj, cfg)
+    report["index"] = _plain({"songs": info.n, "dim": info.dim, "n_trees": info.n_trees,
+                              "search_k": info.search_k, "recall_at_10": info.recall_at_10})
+    note("index", report["index"])
+
+    from vocalcli import recommend
+
+    query = songs_dir / next(r["source"] for r in project_mod.read_csv(proj.catalog) if r["status"] == "ok")
+    rec = recommend.recommend(proj, cfg, audio=query, k=5, device=device)
+    report["recommend"] = {"query": str(query.relative_to(root)),
+                           "top": [f"{i.singer}/{i.title} ({i.score:.2f})" for i in rec.items]}
+    note("recommend", report["recommend"])
+
+    from vocalcli import evaluate
+
+    with bar("evaluate", None) as tick:
+        ev = evaluate.evaluate(proj, cfg, melody_labels=songs_dir / "melody_labels.csv", progress=tick)
+    keys = ("singer_id.top1", "singer_id.top1_mfcc", "singer_id.map", "singer_id.eer",
+            "gender.balanced_accuracy", "melody.map", "melody.map_chroma", "index.recall_at_10")
+    report["evaluate"] = {k: ev.get(k) for k in keys}
+    note("evaluate", report["evaluate"])
+
+    from vocalcli import plot
+
+    pr = plot.plot_map(proj, cfg, root / "map.png")
+    report["plot"] = {"png": str(Path(pr.path).relative_to(root)), "singers": pr.singers, "method": pr.method}
+    note("plot", report["plot"])
     return report
+
+
+def _get(d: Any, *keys: Any) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-friendly copy (numpy scalars -> floats, paths -> str)."""
+    import json
+
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
