@@ -189,12 +189,26 @@ def rms_db(y: np.ndarray) -> float:
     return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
-@lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
-    import librosa
-    import torch
+_BASES: dict[tuple, np.ndarray] = {}
 
-    return torch.from_numpy(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))
+
+def mel_basis(cfg: AudioConfig) -> np.ndarray:
+    """librosa's Slaney mel filterbank [n_mels, 1 + n_fft // 2], cached per settings.
+
+    Worker processes receive it from the parent (``preload_mel_basis``) so they never import librosa,
+    which costs ~1.5 s per process.
+    """
+    key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    if key not in _BASES:
+        import librosa
+
+        _BASES[key] = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels,
+                                          fmin=cfg.fmin, fmax=cfg.fmax)
+    return _BASES[key]
+
+
+def preload_mel_basis(cfg: AudioConfig, basis: np.ndarray) -> None:
+    _BASES[(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)] = basis
 
 
 @lru_cache(maxsize=8)
@@ -215,7 +229,7 @@ def mel_power(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
         window=_window(cfg.win_length), center=True, pad_mode="constant", return_complex=True,
     )
     power = spec.real.square() + spec.imag.square()
-    basis = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    basis = torch.from_numpy(mel_basis(cfg))
     return (basis @ power).numpy()
 
 

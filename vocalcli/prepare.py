@@ -168,8 +168,12 @@ def prepare_file(job: Job) -> dict[str, Any]:
     return {**row, "separation": used}
 
 
-def _init_worker() -> None:
-    """One BLAS/torch thread per process: processes, not threads, are how prepare scales."""
+def _init_worker(audio_cfg: AudioConfig, basis: np.ndarray) -> None:
+    """One BLAS/torch thread per process (processes, not threads, are how prepare scales), and the
+    parent's mel filterbank, so a worker starts without importing librosa."""
+    from vocalcli.audio import preload_mel_basis
+
+    preload_mel_basis(audio_cfg, basis)
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
         import torch
@@ -300,8 +304,10 @@ def prepare_files(
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_init_worker) as pool:
+            from vocalcli.audio import mel_basis
+
+            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                     initargs=(cfg.audio, mel_basis(cfg.audio))) as pool:
                 for (_, base), result in zip(todo, pool.map(prepare_file, jobs, chunksize=1), strict=True):
                     record(base, result)
     finally:
