@@ -213,6 +213,10 @@ def balance(
                     "dropped": [d.__dict__ for d in result.dropped], "balanced": str(proj.balanced)})
 
 
+cli_train.register(app)
+cli_use.register(app)
+
+
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("vocal-demo"),
@@ -221,8 +225,12 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel processes.", min=1)] = 2,
     json_out: JsonOpt = False,
 ) -> None:
-    """Synthesize a labelled library (6 singers x 8 songs, male and female, with accompaniment) and
-    run the whole pipeline on it, explaining each step. Rerunning reuses what is done."""
+    """Synthesize a small labelled library and run the whole pipeline on it, explaining each step.
+
+    6 singers x 8 songs (male and female, each with its own timbre and vibrato, with accompaniment; some
+    songs too short), then prepare -> balance -> train -> embed -> gender -> index -> recommend ->
+    evaluate -> plot. Rerunning reuses what is done.
+    """
     import time
 
     from vocalcli import demo as demo_mod
@@ -264,6 +272,3 @@ def _describe(name: str, s: dict) -> str:
                 f"splits {s['splits']}")
     return ", ".join(f"{k}: {v}" for k, v in s.items() if not isinstance(v, (dict, list)))
 
-
-cli_train.register(app)
-cli_use.register(app)
