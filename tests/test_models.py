@@ -26,8 +26,8 @@ def test_encoder_embeds_any_crop_length_to_unit_vectors():
 
 def test_tcae_shapes_and_receptive_field_in_frames_and_seconds():
     cfg = TCAEModelConfig()  # defaults: kernel 2, 6 layers x 2 stacks, downsample 4
-    assert cfg.receptive_field == 1 + 2 * 63 + 3 == 130
-    assert receptive_field_seconds(cfg, AudioConfig()) == pytest.approx(130 * 256 / 16000)
+    assert cfg.receptive_field == (1 + 2 * 63) * 4 == 508  # the stacks run on blocks of 4 frames
+    assert receptive_field_seconds(cfg, AudioConfig()) == pytest.approx(508 * 256 / 16000)
     m = TCAE(TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=1))
     y, z = m(torch.randn(2, 48, 101))
     assert y.shape == (2, 48, 101) and z.shape == (2, 4, 26)
@@ -49,44 +49,71 @@ def test_tcae_encoder_is_causal():
     assert not torch.allclose(z[..., safe:], z2[..., safe:])
 
 
-def test_tcae_receptive_field_is_what_it_claims():
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_tcae_receptive_field_is_what_it_claims(downsample):
     torch.manual_seed(0)
-    cfg = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=2, downsample=1)
+    cfg = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=2, downsample=downsample)
     m = TCAE(cfg).eval()
-    x = torch.randn(1, 48, 64)
+    x = torch.randn(1, 48, 128)
     x2 = x.clone()
     x2[..., 10] += 10
     with torch.no_grad():
         changed = (m.encode(x) - m.encode(x2)).abs().amax(dim=1)[0] > 0
-    idx = changed.nonzero().flatten()
-    assert idx.min() == 10 and idx.max() == 10 + cfg.receptive_field - 1
+    steps = changed.nonzero().flatten()  # latent steps that see frame 10
+    first, last = int(steps.min()) * downsample, (int(steps.max()) + 1) * downsample - 1  # their frames
+    assert first <= 10 < first + downsample
+    assert last - first + 1 == cfg.receptive_field
 
 
 def test_melody_embedding_fixed_length_unit_norm():
-    dims = {melody_embedding(torch.randn(4, t)).shape[0] for t in (1, 7, 125, 1876)}
+    dims = {melody_embedding(torch.randn(4, t), 15.625).shape[0] for t in (1, 7, 125, 1876)}
     assert len(dims) == 1
-    e = melody_embedding(torch.randn(3, 4, 125))
+    e = melody_embedding(torch.randn(3, 4, 125), 15.625)
     assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
-def _latent_of(notes: list[int], durs: list[int], frames: int, proj: torch.Tensor) -> torch.Tensor:
-    """A stand-in latent: each note a fixed vector, held for its duration, the phrase looped."""
-    seq = torch.cat([torch.full((d,), n) for n, d in zip(notes, durs, strict=True)])
+def _latent_of(notes: list[int], durs: list[int], frames: int, proj: torch.Tensor,
+               tempo: float = 1.0) -> torch.Tensor:
+    """A stand-in latent: each note a fixed vector, held for its duration / tempo, the phrase looped."""
+    seq = torch.cat([torch.full((round(d / tempo),), n) for n, d in zip(notes, durs, strict=True)])
     seq = seq.repeat(frames // len(seq) + 1)[:frames]
     return proj[:, seq] + 0.05 * torch.randn(proj.shape[0], frames)
 
 
-def test_melody_embedding_ignores_time_shift_and_latent_rotation():
-    """Same phrase, started elsewhere and seen through a rotated latent (as another voice or key might
-    appear) stays closer than a different phrase with another rhythm."""
+RATE = 15.625  # latent steps per second (62.5 frames/s, downsample 4)
+PHRASE = ([0, 4, 7, 4, 2, 5, 0, 9], [8, 8, 16, 8, 8, 8, 8, 32])  # note, duration in steps (8 = one beat)
+OTHER = ([0, 2, 5, 9, 7, 2], [8, 16, 8, 8, 24, 16])
+
+
+def test_melody_embedding_ignores_time_shift_latent_rotation_and_tempo():
+    """Same phrase, started elsewhere, seen through a rotated latent (as another voice or key might
+    appear) and 20 % slower, stays closer than a different phrase."""
     torch.manual_seed(0)
     proj = torch.randn(8, 24)
-    a = melody_embedding(_latent_of([0, 4, 7, 4, 2], [6, 3, 9, 3, 12], 400, proj))
+    a = melody_embedding(_latent_of(*PHRASE, 1200, proj), RATE)
     q, _ = torch.linalg.qr(torch.randn(8, 8))
-    shifted = _latent_of([0, 4, 7, 4, 2], [6, 3, 9, 3, 12], 450, proj)[:, 50:]
-    b = melody_embedding(q @ shifted)
-    other = melody_embedding(_latent_of([0, 2, 5, 9], [4, 4, 8, 16], 400, proj))
+    shifted = _latent_of(*PHRASE, 1050, proj, tempo=0.8)[:, 50:]
+    b = melody_embedding(q @ shifted, RATE)
+    other = melody_embedding(_latent_of(*OTHER, 1200, proj), RATE)
     assert float(a @ b) > 0.8 and float(a @ b) > float(a @ other) + 0.3, (float(a @ b), float(a @ other))
+
+
+def test_beat_period_follows_tempo():
+    from vocalcli.models.tcae import beat_period
+
+    torch.manual_seed(0)
+    proj = torch.randn(8, 24)
+    for tempo in (1.0, 0.8):  # 8 and 10 steps a beat (durations stay whole steps)
+        z = _latent_of(*PHRASE, 1200, proj, tempo=tempo)[None]
+        assert float(beat_period(z, RATE)[0]) == pytest.approx(8 / tempo, rel=0.05)
+
+
+def test_self_similarity_match_is_zero_for_a_rotated_copy_and_positive_otherwise():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 40)
+    q, _ = torch.linalg.qr(torch.randn(6, 6))
+    assert float(losses.self_similarity_match(q @ x, x)) < 1e-5
+    assert float(losses.self_similarity_match(torch.randn(2, 6, 40), x)) > 0.1
 
 
 def test_info_nce_counts_candidates_and_chance_level():

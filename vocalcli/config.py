@@ -102,20 +102,27 @@ class ContrastiveConfig:
     channels: int = opt(16, "conv channels of the encoder's first block (doubled per block, max x4)")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
-    train: TrainConfig = field(default_factory=TrainConfig)
+    # one crop per song per epoch made 1 step an epoch on a 35-song train split (30 steps in all, the LR
+    # never left warmup): 4 steps x 30 epochs, warmup 20 -> 120 steps
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(warmup_steps=20, steps_per_epoch=4))
 
 
 @dataclass
 class TCAEConfig:
     channels: int = opt(48, "residual channels")
-    latent_channels: int = opt(16, "channels of the melody latent")
+    latent_channels: int = opt(32, "channels of the melody latent")
     layers_per_stack: int = opt(6, "dilated layers per stack; dilations 1, 2, 4, ...")
     stacks: int = opt(2, "stacks of dilated layers in encoder and in decoder")
     kernel_size: int = opt(2, "causal conv kernel size")
     downsample: int = opt(4, "time downsampling of the latent (frames per latent step)")
     crop_s: float = opt(20.0, "seconds per training crop (0 = whole songs)")
     loss: str = opt("l1", "reconstruction loss on normalised log-mel", choices=("l1", "mse"))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=8))
+    ssm_weight: float = opt(3.0, "weight of the self-similarity term: latent frames must keep the "
+                                 "input's frame-to-frame cosine similarities (0 = plain autoencoder)")
+    # 35 training songs / batch 8 would be 4 steps an epoch; 10 steps x 60 epochs = 600 steps (~2 min on
+    # one CPU core since the stacks run at the latent rate)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=8, warmup_steps=20,
+                                                                    steps_per_epoch=10))
 
 
 @dataclass
@@ -248,6 +255,7 @@ def validate(cfg: Config) -> Config:
     need(tc.channels > 0 and tc.latent_channels > 0, "tcae.channels/latent_channels", "must be positive")
     need(tc.layers_per_stack >= 1 and tc.stacks >= 1, "tcae.layers_per_stack/stacks", "must be >= 1")
     need(tc.crop_s >= 0, "tcae.crop_s", "must be >= 0 (0 = whole songs)")
+    need(tc.ssm_weight >= 0, "tcae.ssm_weight", "must be >= 0")
     for sec in ("contrastive", "tcae"):
         t: TrainConfig = getattr(cfg, sec).train
         need(t.epochs >= 0, f"{sec}.train.epochs", "must be >= 0")

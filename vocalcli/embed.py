@@ -69,18 +69,20 @@ def timbre_embeddings(model: TimbreEncoder, bank: data.MelBank, crop: int, devic
 
 
 @torch.no_grad()
-def melody_of(model: TCAE, mel: np.ndarray, device: torch.device) -> np.ndarray:
-    """One song's melody vector [Dm] float32 from the TCAE latent of the whole song."""
+def melody_of(model: TCAE, mel: np.ndarray, device: torch.device, frame_rate: float) -> np.ndarray:
+    """One song's melody vector [Dm] float32 from the TCAE latent of the whole song (``frame_rate`` =
+    mel frames per second, to count the latent's lags in beats)."""
     x = normalise(torch.from_numpy(np.asarray(mel, dtype=np.float32))[None].to(device))
-    return melody_embedding(model.encode(x)[0]).cpu().numpy().astype(np.float32)
+    return melody_embedding(model.encode(x)[0], frame_rate / model.cfg.downsample).cpu().numpy().astype(np.float32)
 
 
 class Embedder:
     """Both models, loaded once from their best.pt; ``embed(log_mel)`` -> (timbre, melody)."""
 
     def __init__(self, encoder: TimbreEncoder, tcae: TCAE, crop: int, hop: int, device: torch.device,
-                 checkpoint_hashes: dict[str, str]) -> None:
+                 checkpoint_hashes: dict[str, str], frame_rate: float = 62.5) -> None:
         self.encoder, self.tcae = encoder.eval(), tcae.eval()
+        self.frame_rate = frame_rate  # mel frames per second of the TCAE's training run
         self.crop, self.hop, self.device = crop, hop, device
         self.checkpoint_hashes = checkpoint_hashes
 
@@ -104,7 +106,8 @@ class Embedder:
         crop = max(16, round(run["contrastive"]["crop_s"] * frame_rate))
         hop = max(1, round(run["contrastive"]["extract_hop_s"] * frame_rate))
         hashes = {t: project_mod.file_digest(p) for t, p in paths.items()}
-        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes)
+        ta = ck_t["config"]["audio"]
+        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"])
 
     def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n_mels, frames] log-mel (float16/32) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
@@ -114,7 +117,7 @@ class Embedder:
         if mel.shape[1] < self.crop:
             mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
         return (timbre_of(self.encoder, mel, self.crop, self.device, hop=self.hop),
-                melody_of(self.tcae, mel, self.device))
+                melody_of(self.tcae, mel, self.device, self.frame_rate))
 
 
 def embed_project(project: project_mod.Project, cfg: Any = None, device: str | torch.device = "auto",

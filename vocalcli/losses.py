@@ -62,3 +62,16 @@ def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -
     if kind == "mse":
         return F.mse_loss(pred, target)
     raise ValueError(f"unknown reconstruction loss {kind!r}")
+
+
+def self_similarity(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, T] -> [B, T, T] cosine similarity between frames, after removing each channel's mean over
+    time (what `melody_embedding` looks at)."""
+    u = F.normalize(x - x.mean(dim=-1, keepdim=True), dim=1)
+    return u.transpose(1, 2) @ u
+
+
+def self_similarity_match(latent: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |SSM(latent) - SSM(target)| for [B, C1, T] and [B, C2, T] (same T): the latent must keep
+    which moments of the input resemble each other (repeated notes, phrases), not only its energy."""
+    return (self_similarity(latent.float()) - self_similarity(target.float())).abs().mean()

@@ -36,7 +36,7 @@ from vocalcli.config import Config, TrainConfig
 from vocalcli.device import autocast, resolve_device, seed_everything
 from vocalcli.errors import CheckpointError, MissingArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
-from vocalcli.models.tcae import TCAE, TCAEModelConfig, normalise, receptive_field_seconds
+from vocalcli.models.tcae import TCAE, TCAEModelConfig, normalise, pool_frames, receptive_field_seconds
 
 Log = Callable[[str], None]
 TRAIN_COMMAND = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
@@ -422,8 +422,12 @@ class TCAETask(Task):
 
     def step(self, model, batch, gen):
         x = normalise(batch["views"][0].to(self.device, non_blocking=True))
-        recon, _ = model(x)
-        return losses.reconstruction(recon.float(), x, self.t.loss), {}
+        recon, z = model(x)
+        rec = losses.reconstruction(recon.float(), x, self.t.loss)
+        if self.t.ssm_weight <= 0:
+            return rec, {}
+        ssm = losses.self_similarity_match(z, pool_frames(x, self.model.cfg.downsample))
+        return rec + self.t.ssm_weight * ssm, {"recon": float(rec.detach()), "ssm": float(ssm.detach())}
 
     @torch.no_grad()
     def validate(self, train_loss: float) -> dict[str, Any]:
@@ -436,7 +440,12 @@ class TCAETask(Task):
         total = 0.0
         for i in range(0, len(idx), 8):
             x = normalise(torch.from_numpy(vb.crops(idx[i:i + 8], starts[i:i + 8], self.crop)).to(self.device))
-            total += float(losses.reconstruction(self.model(x)[0], x, self.t.loss)) * len(x)
+            recon, z = self.model(x)
+            loss = losses.reconstruction(recon, x, self.t.loss)
+            if self.t.ssm_weight > 0:
+                loss = loss + self.t.ssm_weight * losses.self_similarity_match(
+                    z, pool_frames(x, self.model.cfg.downsample))
+            total += float(loss) * len(x)
         self.model.train()
         val = total / len(idx)
         return {"val_loss": val, "score": -val}

@@ -2,20 +2,18 @@
 
 Encoder and decoder are WaveNet-style stacks of gated residual blocks of dilated *causal* 1-D
 convolutions over time, with the mel bands as input channels. Dilations double per layer
-(1, 2, 4, ... 2**(layers-1)) and the pattern repeats ``stacks`` times, so the receptive field is
-``1 + stacks * (kernel - 1) * (2**layers - 1)`` frames (127 frames = 2.0 s for the defaults) plus
-``downsample - 1`` frames for the causal average pooling of the latent. The latent
-``[latent_channels, frames / downsample]`` is the melody representation.
+(1, 2, 4, ... 2**(layers-1)) and the pattern repeats ``stacks`` times. The input is average-pooled to
+the latent rate (blocks of ``downsample`` frames) before the stacks, so the receptive field is
+``(1 + stacks * (kernel - 1) * (2**layers - 1)) * downsample`` frames (508 frames = 8.1 s for the
+defaults). The latent ``[latent_channels, frames / downsample]`` is the melody representation.
 
 Input is the *normalised* log-mel (`normalise`: each band's mean over the song removed -- the static
 spectral envelope, much of a singer's timbre -- then divided by the song's std), so the autoencoder
 spends its capacity on what changes in time: the melody. The normalisation uses whole-song statistics;
 the network itself is causal (tested: perturbing frames after t leaves latents up to t unchanged).
 
-`melody_embedding` turns a latent of any length into a fixed vector built to ignore what a melody
-should not depend on: time position (lag / modulation statistics only), transposition and singer
-(after per-channel centring and per-frame normalisation only *relations between frames* remain: how
-similar the latent is to itself ``lag`` steps later, and the rhythm of its changes).
+`melody_embedding` turns a latent of any length into a fixed vector that ignores what a melody should
+not depend on: a tempo-normalised self-similarity lag profile (lags counted in beats, see its docstring).
 """
 
 from __future__ import annotations
@@ -57,8 +55,8 @@ class TCAEModelConfig:
 
     @property
     def receptive_field(self) -> int:
-        """Input frames that one latent step sees (conv stacks + the pooling window)."""
-        return 1 + (self.kernel_size - 1) * sum(self.dilations) + self.downsample - 1
+        """Input frames that one latent step sees: the conv stacks run on blocks of ``downsample`` frames."""
+        return (1 + (self.kernel_size - 1) * sum(self.dilations)) * self.downsample
 
 
 def receptive_field_seconds(cfg: TCAEModelConfig, audio: AudioConfig) -> float:
@@ -69,6 +67,16 @@ def normalise(mel: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """[B, n_mels, T] log-mel -> per-band mean removed over time, divided by the sample's std."""
     x = mel - mel.mean(dim=-1, keepdim=True)
     return x / (x.std(dim=(1, 2), keepdim=True) + eps)
+
+
+def pool_frames(x: torch.Tensor, d: int) -> torch.Tensor:
+    """[B, C, T] -> [B, C, ceil(T / d)]: mean of each block of ``d`` frames (causal: a partial last block
+    is padded with its own last frame)."""
+    if d <= 1:
+        return x
+    t = x.shape[-1]
+    x = F.pad(x, (0, -t % d), mode="replicate") if t % d else x
+    return F.avg_pool1d(x, d, d)
 
 
 class CausalConv1d(nn.Conv1d):
@@ -125,64 +133,89 @@ class TCAE(nn.Module):
         self.decoder = _Stack(cfg.latent_channels, cfg.n_mels, cfg)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Causal: latent step i sees input frames < (i + 1) * downsample only."""
-        h = self.encoder(x)
-        d = self.cfg.downsample
-        if d > 1:
-            t = h.shape[-1]
-            h = F.pad(h, (0, -t % d), mode="replicate") if t % d else h
-            h = F.avg_pool1d(h, d, d)
-        return h
+        """Causal: latent step i sees input frames < (i + 1) * downsample only.
+
+        The input is average-pooled to the latent rate *before* the dilated stacks (the last, partial
+        window is padded with its own last frame, so nothing later leaks in): the convs then run at
+        1/downsample of the frame rate, which makes training ``downsample`` times cheaper and stretches
+        the receptive field to several seconds (phrases, not single notes) for the same layers.
+        """
+        return self.encoder(pool_frames(x, self.cfg.downsample))
 
     def decode(self, z: torch.Tensor, frames: int) -> torch.Tensor:
-        h = z.repeat_interleave(self.cfg.downsample, dim=-1)[..., :frames] if self.cfg.downsample > 1 else z
-        return self.decoder(h)
+        """latent [B, latent_channels, T'] -> [B, n_mels, frames] (each latent step held for downsample frames)."""
+        h = self.decoder(z)
+        return h.repeat_interleave(self.cfg.downsample, dim=-1)[..., :frames] if self.cfg.downsample > 1 else h
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)
         return self.decode(z, x.shape[-1]), z
 
 
-def _log_lags(max_lag: int, n: int) -> torch.Tensor:
-    return torch.unique(torch.round(torch.logspace(0, math.log10(max_lag), n)).long())
+def beat_period(z: torch.Tensor, steps_per_s: float, prior_bpm: float = 120.0, min_bpm: float = 40.0,
+                max_bpm: float = 240.0) -> torch.Tensor:
+    """Latent [B, C, T'] -> beat period [B] in latent steps (fractional).
+
+    Novelty = mean positive change of the (channel-centred, song-scaled) latent between steps; the beat
+    period is the autocorrelation peak of the novelty weighted by a log-normal tempo prior (centre
+    ``prior_bpm``, one octave wide, as in librosa's tempo estimator), refined by a parabola through the
+    peak. Octave errors (x2, x0.5) are possible; they are consistent across songs of one voice.
+    """
+    b, _, t = z.shape
+    if t < 4:
+        return torch.full((b,), 1.0, device=z.device)
+    zc = z - z.mean(dim=-1, keepdim=True)
+    zc = zc / (zc.std(dim=(1, 2), keepdim=True) + 1e-6)
+    nov = F.relu(zc.diff(dim=-1)).mean(dim=1)
+    nov = nov - nov.mean(dim=-1, keepdim=True)
+    n_fft = 1 << (2 * t - 1).bit_length()
+    nac = torch.fft.irfft(torch.fft.rfft(nov, n=n_fft).abs().square(), n=n_fft)[:, :t]
+    lags = torch.arange(1, t, device=z.device, dtype=torch.float32)
+    bpm = 60.0 * steps_per_s / lags
+    ok = (bpm >= min_bpm) & (bpm <= max_bpm)
+    if not ok.any():
+        return torch.full((b,), float(t - 1), device=z.device)
+    w = torch.exp(-0.5 * torch.log2(bpm / prior_bpm) ** 2)
+    score = torch.where(ok, nac[:, 1:] * w, torch.full_like(nac[:, 1:], -torch.inf))
+    i = (score.argmax(dim=-1) + 1).clamp(1, t - 2)
+    y0, y1, y2 = (nac.gather(1, (i + k)[:, None])[:, 0] for k in (-1, 0, 1))
+    den = y0 - 2 * y1 + y2
+    off = torch.where(den.abs() > 1e-12, 0.5 * (y0 - y2) / den.where(den.abs() > 1e-12, torch.ones_like(den)),
+                      torch.zeros_like(den)).clamp(-0.5, 0.5)
+    return i.float() + off
 
 
-def melody_embedding(latent: torch.Tensor, n_lags: int = 24, max_lag: int = 256,
-                     n_bands: int = 24) -> torch.Tensor:
-    """Latent [C, T'] or [B, C, T'] -> fixed-length, L2-normalised melody vector [(B,) D].
+BEATS = (0.5, 64.0, 0.25)  # lag grid of the melody vector in beats: start, stop, step (255 lags)
 
-    Two blocks, each centred and unit-normed before concatenation:
-    * lag profile: mean cosine similarity between latent frames ``lag`` steps apart, for log-spaced
-      lags 1 .. ``max_lag`` (repetition and contour structure; invariant to time shift and to any
-      rotation of the latent space, which is how a transposition or another voice shows up);
-    * modulation spectrum of the novelty curve (1 - cosine of neighbouring frames), in log-spaced
-      bands: the rhythm of note changes.
-    Too-short sequences give zeros at the lags they cannot reach.
+
+def melody_embedding(latent: torch.Tensor, steps_per_s: float) -> torch.Tensor:
+    """Latent [C, T'] or [B, C, T'] at ``steps_per_s`` steps per second -> L2-normalised [(B,) 255].
+
+    A tempo-normalised self-similarity lag profile: the mean cosine similarity of latent steps that
+    are ``k`` beats apart, for k = 0.5, 0.75, ..., 64 beats, with the beat period estimated from the
+    latent itself (`beat_period`). Why this ignores what a melody should not depend on:
+    * time position: only relations between steps at a given lag enter (the window starts at a
+      different bar in every rendition);
+    * transposition and voice: a whole song sung higher, or by someone else, changes every frame of
+      the latent alike; which moments resemble which (repeated notes, repeated phrases and verses) does
+      not change, and that is what cosine similarities between frames measure;
+    * tempo: lags are counted in beats, not seconds.
+    Lags the song is too short for read the last available lag.
     """
     squeeze = latent.dim() == 2
-    z = latent.unsqueeze(0) if squeeze else latent
-    z = z.float()
-    b, _, t = z.shape
-    u = F.normalize(z - z.mean(dim=-1, keepdim=True), dim=1)  # [B, C, T]
-    lags = _log_lags(max_lag, n_lags)
+    z = (latent.unsqueeze(0) if squeeze else latent).float()
+    _, _, t = z.shape
+    u = F.normalize(z - z.mean(dim=-1, keepdim=True), dim=1)
     n_fft = 1 << (2 * t - 1).bit_length()
-    spec = torch.fft.rfft(u, n=n_fft, dim=-1)
-    ac = torch.fft.irfft(spec.abs().square(), n=n_fft, dim=-1).sum(dim=1)[:, : t]  # sum_c sum_t u_t u_t+l
-    counts = torch.arange(t, 0, -1, device=z.device, dtype=z.dtype)
-    prof = torch.zeros(b, len(lags), device=z.device)
-    ok = lags < t
-    prof[:, ok] = ac[:, lags[ok]] / counts[lags[ok]]
-    novelty = 1 - (u[..., 1:] * u[..., :-1]).sum(dim=1) if t > 1 else torch.zeros(b, 1, device=z.device)
-    novelty = novelty - novelty.mean(dim=-1, keepdim=True)
-    n = novelty.shape[-1]
-    n_mod = 1 << max(2 * max_lag, n).bit_length()
-    power = torch.fft.rfft(novelty, n=n_mod, dim=-1).abs().square() / n  # [B, n_mod/2 + 1]
-    csum = F.pad(power.cumsum(dim=-1), (1, 0))
-    # log-spaced bands from 1/(2 max_lag) to 0.5 cycles per latent step, fixed for any length
-    edges = torch.logspace(math.log10(1 / (2 * max_lag)), math.log10(0.5), n_bands + 1) * n_mod
-    lo = edges[:-1].floor().long().clamp(1, n_mod // 2)
-    hi = torch.maximum(edges[1:].ceil().long().clamp(max=n_mod // 2 + 1), lo + 1)
-    bands = torch.log1p((csum[:, hi] - csum[:, lo]) / (hi - lo))
-    parts = [F.normalize(p - p.mean(dim=-1, keepdim=True), dim=-1) for p in (prof, bands)]
-    out = F.normalize(torch.cat(parts, dim=-1), dim=-1)
+    ac = torch.fft.irfft(torch.fft.rfft(u, n=n_fft).abs().square(), n=n_fft).sum(dim=1)[:, :t]
+    ac = ac / torch.arange(t, 0, -1, device=z.device, dtype=ac.dtype)  # mean over the t - lag pairs
+    period = beat_period(z, steps_per_s)
+    start, stop, step = BEATS
+    beats = torch.arange(start, stop + step / 2, step, device=z.device)
+    pos = (beats[None] * period[:, None]).clamp(0, max(t - 1, 0))
+    i0 = pos.floor().long().clamp(max=max(t - 2, 0))
+    i1 = (i0 + 1).clamp(max=t - 1)
+    w = pos - i0
+    prof = ac.gather(1, i0) * (1 - w) + ac.gather(1, i1) * w
+    out = F.normalize(prof - prof.mean(dim=-1, keepdim=True), dim=-1)
     return out[0] if squeeze else out
