@@ -43,8 +43,8 @@ def test_split_is_by_singer_and_stratified():
 def test_train_compares_features_and_saves_a_checkpoint(tmp_path):
     proj = make_use_project(tmp_path / "p")
     cfg = proj.load_config()
-    rep = gender.train(proj, cfg)
-    assert rep["features"] == "timbre" and set(rep["compare"]) == {"timbre", "mel"}
+    rep = gender.train(proj, cfg, features="timbre")
+    assert rep["features"] == "timbre" and set(rep["compare"]) == {"pitch", "timbre", "mel"}
     assert not set(rep["train_singers"]) & set(rep["heldout_singers"])
     assert "unk" not in rep["train_singers"] + rep["heldout_singers"]  # unlabelled: never a class
     assert rep["unlabelled_songs"] == 6 and rep["n_songs"] == 30
@@ -55,6 +55,20 @@ def test_train_compares_features_and_saves_a_checkpoint(tmp_path):
     assert ck["model_config"]["classes"] == ["f", "m"] and ck["model_config"]["features"] == "timbre"
     model = gender.load_model(proj)
     assert model.classes == ("f", "m") and model.meta["heldout_singers"] == rep["heldout_singers"]
+
+
+def test_pitch_features_are_the_default_and_need_prepare_columns(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    rep = gender.train(proj, cfg)
+    assert rep["features"] == "pitch" and rep["compare"]["pitch"]["balanced_accuracy"] == 1.0
+    assert {p["gender"] for p in gender.predict_catalog(proj)} <= {"f", "m"}
+    rows = project_mod.read_csv(proj.catalog)
+    for r in rows:
+        r["f0_hz"] = r["f0_p75_hz"] = ""
+    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    with pytest.raises(VocalError, match="vocal prepare"):
+        gender.train(proj, cfg)
 
 
 def test_predictions_for_unlabelled_catalog_songs(tmp_path):
@@ -77,7 +91,7 @@ def test_predict_before_training_names_the_command(tmp_path):
 
 def test_retrained_encoder_makes_the_classifier_stale(tmp_path):
     proj = make_use_project(tmp_path / "p")
-    gender.train(proj, proj.load_config())
+    gender.train(proj, proj.load_config(), features="timbre")
     project_mod.write_bytes(proj.checkpoint("contrastive"), b"retrained")
     with pytest.raises(StaleArtifact, match="vocal classify-gender train"):
         gender.load_model(proj)

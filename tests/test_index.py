@@ -43,7 +43,7 @@ def make_use_project(root: Path, seed: int = 0) -> project_mod.Project:
 
     Timbre embeddings cluster by singer (and the two genders sit on opposite sides of one axis), melody
     embeddings cluster by melody id (song j of every singer sings melody j); mels carry a per-singer
-    spectral tilt so mel statistics also separate the genders.
+    spectral tilt so mel statistics also separate the genders; pitch columns sit an octave apart.
     """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,8 @@ def make_use_project(root: Path, seed: int = 0) -> project_mod.Project:
             project_mod.save_npy(proj.mel_path(song), mel.astype(np.float16))
             catalog.append({"song_id": song, "singer": s, "title": f"Song {j} by {s}", "source": f"{s}/{j}.wav",
                             "duration_s": "5.0", "status": "ok", "reason": "", "mel": f"mels/{song}.npy",
-                            "gender": g, "genre": "pop" if j % 2 else "jazz"})
+                            "gender": g, "genre": "pop" if j % 2 else "jazz",
+                            **_register(g.lower() in ("female", "f"), rng)})
             split = "train" if j < 4 else ("val" if j == 4 else "test")
             balanced.append({"song_id": song, "singer": s, "split": split})
             ids.append(song)
@@ -76,6 +77,12 @@ def make_use_project(root: Path, seed: int = 0) -> project_mod.Project:
     project_mod.write_csv(proj.balanced, balanced, project_mod.BALANCED_FIELDS)
     write_embeddings(proj, ids, np.array(timbre), np.array(melody))
     return proj
+
+
+def _register(female: bool, rng: np.random.Generator) -> dict[str, str]:
+    """Pitch columns as prepare writes them: women sing about an octave above men."""
+    f0 = (440.0 if female else 220.0) * 2 ** (0.08 * rng.normal())
+    return {"f0_hz": f"{f0:.1f}", "f0_p75_hz": f"{f0 * 1.1:.1f}"}
 
 
 def write_embeddings(proj: project_mod.Project, ids: list[str], timbre: np.ndarray, melody: np.ndarray) -> None:

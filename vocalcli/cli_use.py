@@ -37,6 +37,7 @@ class Gender(StrEnum):
 
 
 class GenderFeatures(StrEnum):
+    PITCH = "pitch"
     TIMBRE = "timbre"
     MEL = "mel"
 
@@ -94,7 +95,7 @@ def register(app: typer.Typer) -> None:
     def gender_train(
         project: ProjectOpt = None,
         features: Annotated[GenderFeatures | None, typer.Option(
-            "--features", help="Classifier input (default: gender.features in vocal.yaml). Both kinds are "
+            "--features", help="Classifier input (default: gender.features in vocal.yaml). Every kind is "
             "evaluated on held-out singers and compared; this one is saved.", show_default=False)] = None,
         json_: JsonOpt = False,
     ) -> None:

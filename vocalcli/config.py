@@ -119,6 +119,10 @@ class TCAEConfig:
     loss: str = opt("l1", "reconstruction loss on normalised log-mel", choices=("l1", "mse"))
     ssm_weight: float = opt(3.0, "weight of the self-similarity term: latent frames must keep the "
                                  "input's frame-to-frame cosine similarities (0 = plain autoencoder)")
+    shift_semitones: float = opt(0.0, "max |pitch shift| in semitones of the transposed training view "
+                                      "(0 = no view)")
+    shift_weight: float = opt(0.0, "weight of the transposition term: the transposed view's latent must "
+                                   "keep the original's self-similarity")
     # 35 training songs / batch 8 would be 4 steps an epoch; 10 steps x 60 epochs = 600 steps (~2 min on
     # one CPU core since the stacks run at the latent rate)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=8, warmup_steps=20,
@@ -127,8 +131,8 @@ class TCAEConfig:
 
 @dataclass
 class GenderConfig:
-    features: str = opt("timbre", "classifier input: timbre embeddings or mel statistics",
-                        choices=("timbre", "mel"))
+    features: str = opt("pitch", "classifier input: pitch (sung register from prepare), timbre embeddings, "
+                        "or mel statistics", choices=("pitch", "timbre", "mel"))
     val_singers: float = opt(0.25, "fraction of labelled singers held out for evaluation")
     c: float = opt(1.0, "inverse L2 regularisation of the logistic regression")
 

@@ -298,10 +298,16 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
     if all(n >= 2 for n in per_class.values()):
         x_t = timbre[[row_of[s] for s in data.ids]]
         x_m = mfcc(data.ids)
-        rep = loso_gender(x_t, data.labels, data.singers, cfg.gender.c, cfg.seed)
+        kind = cfg.gender.features
+        x_g = x_t if kind == "timbre" else gender_mod.song_features(project, kind, data.ids, emb)
+        rep = loso_gender(x_g, data.labels, data.singers, cfg.gender.c, cfg.seed)
         rep_m = loso_gender(x_m, data.labels, data.singers, cfg.gender.c, cfg.seed)
+        r["gender.features"] = kind
         r["gender.balanced_accuracy"] = rep["balanced_accuracy"]
         r["gender.balanced_accuracy_mfcc"] = rep_m["balanced_accuracy"]
+        if kind != "timbre":
+            r["gender.balanced_accuracy_timbre"] = loso_gender(x_t, data.labels, data.singers, cfg.gender.c,
+                                                               cfg.seed)["balanced_accuracy"]
         for g in gender_mod.CLASSES:
             r[f"gender.recall_{g}"] = rep["recall"][g]
         r["gender.confusion"] = rep["confusion"]["matrix"]

@@ -1,4 +1,5 @@
-"""Singer gender from the voice: a logistic regression on timbre embeddings or on mel statistics.
+"""Singer gender from the voice: a logistic regression on the sung register (pitch statistics from
+prepare), on timbre embeddings, or on mel statistics.
 
 Gender is a property of the singer, so every split is **by singer**: a song-level split would put the
 same voice on both sides and measure recognition of that voice, not of gender. Songs whose singer has no
@@ -28,7 +29,7 @@ from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
 KIND = "gender"
 FORMAT_VERSION = 1
 CLASSES = ("f", "m")
-FEATURES = ("timbre", "mel")
+FEATURES = ("pitch", "timbre", "mel")
 _LABELS = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
 
 
@@ -165,6 +166,25 @@ def mel_features(project: project_mod.Project, ids: Sequence[str],
     return np.stack(out) if out else np.zeros((0, 0), np.float32)
 
 
+def pitch_features(project: project_mod.Project, ids: Sequence[str]) -> np.ndarray:
+    """[N, 2] log2 pitch statistics from catalog.csv (written by prepare)."""
+    from vocalcli.pitch import pitch_features as feats
+
+    rows = {r["song_id"]: r for r in catalog_ok(project)}
+    out = []
+    for sid in ids:
+        r = rows.get(sid, {})
+        try:
+            out.append(feats(float(r["f0_hz"]), float(r["f0_p75_hz"])))
+        except (KeyError, ValueError):
+            raise VocalError(f"no pitch statistics for {sid} in catalog.csv (prepared by an older vocal); "
+                             "run 'vocal prepare SONGS_DIR' again to add them") from None
+    out_arr = np.stack(out) if out else np.zeros((0, 2))
+    if not np.all(np.isfinite(out_arr)):
+        out_arr = np.where(np.isfinite(out_arr), out_arr, np.nanmedian(out_arr, axis=0))
+    return out_arr
+
+
 def timbre_features(emb: Any, ids: Sequence[str]) -> np.ndarray:
     from vocalcli.index import normalise as l2
 
@@ -180,6 +200,8 @@ def song_features(project: project_mod.Project, kind: str, ids: Sequence[str], e
         return timbre_features(emb if emb is not None else load_embeddings(project), ids)
     if kind == "mel":
         return mel_features(project, ids, progress)
+    if kind == "pitch":
+        return pitch_features(project, ids)
     raise VocalError(f"unknown gender features {kind!r}; use one of {', '.join(FEATURES)}")
 
 
@@ -217,6 +239,11 @@ def train(project: project_mod.Project, cfg: Config, features: str | None = None
     feats = {"mel": mel_features(project, data.ids, progress)}
     if emb is not None:
         feats["timbre"] = timbre_features(emb, data.ids)
+    try:
+        feats["pitch"] = pitch_features(project, data.ids)
+    except VocalError:
+        if features == "pitch":
+            raise
     compare = {}
     for kind, x in feats.items():
         m = fit(x[is_train], y[is_train], g.c, kind, cfg.seed)
@@ -356,6 +383,10 @@ def predict_files(project: project_mod.Project, cfg: Config, paths: Sequence[Pat
             row["warnings"] = info.get("warnings", [])
             if embedder is not None:
                 x = embedder.embed(mel)[0]
+            elif model.features == "pitch":
+                from vocalcli.pitch import pitch_features as feats
+
+                x = feats(info["f0_hz"], info["f0_p75_hz"])
             else:
                 x = mel_stats(mel)
             (lab,), prob = model.predict(x[None])

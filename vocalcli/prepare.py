@@ -165,7 +165,13 @@ def prepare_file(job: Job) -> dict[str, Any]:
             return {**row, "status": "separation_error", "reason": str(e)}
     mel = audio.fit_frames(audio.log_mel(vocal, cfg), cfg.n_frames)
     project_mod.save_npy(Path(job.mel_path), mel.astype(np.float16))
-    return {**row, "separation": used}
+    return {**row, "separation": used, **_pitch_columns(vocal, cfg.sample_rate)}
+
+
+def _pitch_columns(vocal: np.ndarray, sr: int) -> dict[str, str]:
+    from vocalcli.pitch import pitch_stats
+
+    return {k: f"{v:.1f}" for k, v in pitch_stats(vocal, sr).items()}
 
 
 def _init_worker(audio_cfg: AudioConfig, basis: np.ndarray) -> None:
@@ -224,8 +230,8 @@ def _is_done(old: dict[str, str] | None, song: SongFile, st: os.stat_result, set
         return False
     if old.get("size") != str(st.st_size) or old.get("mtime_ns") != str(st.st_mtime_ns):
         return False
-    if old.get("status") == "ok":
-        return bool(old.get("mel")) and (proj.root / old["mel"]).is_file()
+    if old.get("status") == "ok":  # rows from before pitch statistics existed are redone
+        return bool(old.get("mel")) and (proj.root / old["mel"]).is_file() and bool(old.get("f0_hz"))
     return True
 
 
@@ -369,4 +375,7 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
 
         vocal, used = separation.separate(y, a.sample_rate, method)
     mel = audio.log_mel(vocal, a)
-    return mel, {"warnings": warnings, "separation": used, "seconds": got_s, "duration_s": dec.duration_s}
+    from vocalcli.pitch import pitch_stats
+
+    return mel, {"warnings": warnings, "separation": used, "seconds": got_s, "duration_s": dec.duration_s,
+                 **pitch_stats(vocal, a.sample_rate)}
