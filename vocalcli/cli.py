@@ -15,9 +15,9 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from vocalcli import cli_train, cli_use
-from vocalcli.console import err, say, set_quiet
+from vocalcli.console import emit_json, err, say, set_quiet
 from vocalcli.errors import VocalError
-from vocalcli.options import ForceOpt, JsonOpt, ProjectOpt, QuietOpt, WorkersOpt
+from vocalcli.options import ForceOpt, JsonOpt, ProjectOpt, QuietOpt, SeparateOpt, WorkersOpt
 
 
 class _ErrorBoundary(TyperGroup):
@@ -45,6 +45,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -59,25 +60,16 @@ def main() -> None:
 
 
 
-def _dump_json(obj: object) -> None:
-    import json
-
-    typer.echo(json.dumps(obj, indent=2, default=str))
-
-
 @app.command()
 def prepare(
     songs_dir: Annotated[Path | None, typer.Argument(
-        help="Folder laid out as SONGS_DIR/<singer>/<song>.<wav|flac|ogg|opus|mp3|m4a|...>.",
+        help="Folder laid out as `SONGS_DIR/SINGER/SONG.EXT` (wav, flac, ogg, opus, mp3, m4a, ...).",
         show_default=False)] = None,
     project: ProjectOpt = None,
     meta: Annotated[Path | None, typer.Option(
         "--meta", help="singers.csv with columns singer,gender[,genre] (default: SONGS_DIR/singers.csv).",
         show_default=False)] = None,
-    separate: Annotated[str | None, typer.Option(
-        "--separate", help="MR removal: auto (demucs if usable, else harmonic) | demucs | harmonic | repet | "
-        "none (inputs are already vocal stems). Default: vocal.yaml prepare.separate.",
-        show_default=False)] = None,
+    separate: SeparateOpt = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     shard: Annotated[str | None, typer.Option(
@@ -104,7 +96,7 @@ def prepare(
         rows = prep.merge_shards(proj)
         say(f"merged shard catalogs: {len(rows)} songs in {proj.catalog}")
         if json_out:
-            _dump_json({"songs": len(rows), "catalog": str(proj.catalog)})
+            emit_json({"songs": len(rows), "catalog": str(proj.catalog)})
         return
     if songs_dir is None:
         raise typer.BadParameter("SONGS_DIR is required (or --merge-shards)")
@@ -112,7 +104,7 @@ def prepare(
     proj = project_mod.init(root)  # prepare makes the project here; it does not walk up
     if created:
         say(f"created project {proj.root} (every setting in {proj.config_path.name})")
-    cfg = config_mod.override(proj.load_config(), {"prepare.separate": separate})
+    cfg = config_mod.override(proj.load_config(), {"prepare.separate": separate.value if separate else None})
     shard_t = prep.parse_shard(shard)
     with progress_bar("prepare", total=None) as bar:
         result = prep.prepare_files(
@@ -121,7 +113,7 @@ def prepare(
         )
     _render_prepare(result)
     if json_out:
-        _dump_json({"counts": result.counts, "processed": result.processed, "skipped": result.skipped,
+        emit_json({"counts": result.counts, "processed": result.processed, "skipped": result.skipped,
                     "separation": result.separation, "catalog": str(result.catalog),
                     "seconds": round(result.seconds, 2),
                     "failed": [{k: r[k] for k in ("source", "status", "reason")} for r in result.failed]})
@@ -208,7 +200,7 @@ def balance(
             err.print(t)
         err.print(f"wrote {proj.balanced}")
     if json_out:
-        _dump_json({"kept": result.kept_singers, "holdout": result.holdout, "splits": result.split_counts(),
+        emit_json({"kept": result.kept_singers, "holdout": result.holdout, "splits": result.split_counts(),
                     "replaced": result.replaced,
                     "dropped": [d.__dict__ for d in result.dropped], "balanced": str(proj.balanced)})
 
@@ -247,7 +239,7 @@ def demo(
     report["seconds"] = round(time.perf_counter() - t0, 1)
     say(f"done in {report['seconds']:.0f} s. Try: cd {directory} && vocal --help")
     if json_out:
-        _dump_json(report)
+        emit_json(report)
 
 
 def _describe(name: str, s: dict) -> str:

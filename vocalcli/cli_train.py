@@ -30,7 +30,7 @@ BatchOpt = Annotated[int | None, typer.Option("--batch-size", "-b", help="Crops 
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default: vocal.yaml).",
                                              show_default=False)]
 ResumeOpt = Annotated[bool | None, typer.Option(
-    "--resume/--no-resume", help="Continue from checkpoints/<task>/last.pt (default: when it matches "
+    "--resume/--no-resume", help="Continue from `checkpoints/TASK/last.pt` (default: when it matches "
     "vocal.yaml) or start over.", show_default=False)]
 EmbedOpt = Annotated[bool, typer.Option("--embed/--no-embed", help="Write embeddings at the end when both "
                                         "models are trained.")]

@@ -6,23 +6,14 @@ the commands so `vocal --help` stays instant. Results (tables, --json) go to std
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from vocalcli.console import out, progress_bar, say
-from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, open_project
-
-
-class Separate(StrEnum):
-    AUTO = "auto"
-    DEMUCS = "demucs"
-    HARMONIC = "harmonic"
-    REPET = "repet"
-    NONE = "none"
+from vocalcli.console import emit_json, out, progress_bar, say
+from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, SeparateOpt, open_project
 
 
 class Mode(StrEnum):
@@ -56,17 +47,6 @@ class EmbeddingKind(StrEnum):
 class Method(StrEnum):
     TSNE = "tsne"
     PCA = "pca"
-
-
-SeparateOpt = Annotated[
-    Separate | None,
-    typer.Option("--separate", help="MR removal for query files (default: prepare.separate in vocal.yaml).",
-                 show_default=False),
-]
-
-
-def _emit_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
 
 
 def _device(device: Device, gpu: bool) -> str:
@@ -107,7 +87,7 @@ def register(app: typer.Typer) -> None:
         with progress_bar("mel statistics", total=None) as update:
             report = gender.train(proj, cfg, features.value if features else None, progress=update)
         if json_:
-            _emit_json(report)
+            emit_json(report)
             return
         from rich.table import Table
 
@@ -153,7 +133,7 @@ def register(app: typer.Typer) -> None:
             rows += gender.predict_catalog(proj)
         failed = [r for r in rows if "error" in r]
         if json_:
-            _emit_json(rows)
+            emit_json(rows)
         else:
             from rich.table import Table
 
@@ -192,7 +172,7 @@ def register(app: typer.Typer) -> None:
         with progress_bar("indexing", total=3) as update:
             info = index.build_index(proj, cfg, progress=update)
         if json_:
-            _emit_json(asdict(info))
+            emit_json(asdict(info))
             return
         say(f"indexed [bold]{info.n}[/] songs -> {info.path} (dim {info.dim}, {info.n_trees} trees, "
             f"search_k {info.search_k}, recall@10 {info.recall_at_10:.3f} vs exact)")
@@ -235,7 +215,7 @@ def register(app: typer.Typer) -> None:
         for w in res.warnings:
             say(f"[yellow]warning:[/] {w}")
         if json_:
-            _emit_json(res.to_dict())
+            emit_json(res.to_dict())
             return
         from rich.table import Table
 
@@ -263,7 +243,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
         json_: JsonOpt = False,
     ) -> None:
-        """Every metric next to its baseline, in one report (runs/evaluate/<timestamp>/report.json)."""
+        """Every metric next to its baseline, in one report (`runs/evaluate/TIMESTAMP/report.json`)."""
         from vocalcli.evaluate import BASELINES, evaluate
 
         proj = open_project(project)
@@ -273,7 +253,7 @@ def register(app: typer.Typer) -> None:
         for n in rep["notes"]:
             say(f"[yellow]note:[/] {n}")
         if json_:
-            _emit_json(rep)
+            emit_json(rep)
             return
         from rich.table import Table
 
@@ -313,7 +293,7 @@ def register(app: typer.Typer) -> None:
         names = [s.strip() for s in singers.split(",") if s.strip()] if singers else None
         res = plot_map(proj, cfg, output, names, color.value, embedding.value, method.value, width, height)
         if json_:
-            _emit_json(asdict(res))
+            emit_json(asdict(res))
             return
         say(f"wrote [bold]{res.path}[/] ({res.width}x{res.height} px, {res.n_songs} songs of "
             f"{', '.join(res.singers)}, {res.method.upper()})")

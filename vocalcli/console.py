@@ -71,3 +71,10 @@ def progress_bar(
             prog.update(task, advance=advance, **values)
 
         yield update
+
+
+def emit_json(obj: object) -> None:
+    """A result as JSON on stdout (never coloured, so scripts can parse it)."""
+    import json
+
+    print(json.dumps(obj, indent=2, default=str))

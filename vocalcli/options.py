@@ -19,6 +19,20 @@ class Device(StrEnum):
     MPS = "mps"
 
 
+class Separate(StrEnum):
+    AUTO = "auto"
+    DEMUCS = "demucs"
+    HARMONIC = "harmonic"
+    REPET = "repet"
+    NONE = "none"
+
+
+SeparateOpt = Annotated[
+    Separate | None,
+    typer.Option("--separate", help="MR removal: auto (demucs if installed with its weights, else harmonic), "
+                 "demucs, harmonic (built-in, offline), repet (classical baseline), none (input is already "
+                 "a vocal stem). Default: prepare.separate in vocal.yaml.", show_default=False),
+]
 ProjectOpt = Annotated[
     Path | None,
     typer.Option("--project", "-p", help="Project directory (default: $VOCAL_PROJECT, or the first "
