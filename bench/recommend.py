@@ -84,8 +84,8 @@ def main() -> None:
     cold = []
     for _ in range(max(1, args.repeats // 2)):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vocalcli", "recommend", str(query), "-p", str(proj.root),
-                        "--separate", args.separate, "--device", "cpu", "--json", "-q"],
+        subprocess.run([sys.executable, "-m", "vocalcli", "-q", "recommend", str(query), "-p", str(proj.root),
+                        "--separate", args.separate, "--device", "cpu", "--json"],
                        check=True, capture_output=True)
         cold.append(time.perf_counter() - t0)
 
