@@ -108,6 +108,20 @@ def test_beat_period_follows_tempo():
         assert float(beat_period(z, RATE)[0]) == pytest.approx(8 / tempo, rel=0.05)
 
 
+def test_melody_embedding_ignores_channel_scale_and_takes_a_given_period():
+    """Channels are standardised before the cosine: a loud channel does not outvote the others."""
+    torch.manual_seed(0)
+    from vocalcli.models.tcae import beat_period
+
+    z = _latent_of(*PHRASE, 1200, torch.randn(8, 24))
+    own = beat_period(z[None], RATE)
+    scaled = z * torch.logspace(-2, 2, 8)[:, None]
+    assert torch.allclose(melody_embedding(scaled, RATE, own), melody_embedding(z, RATE, own), atol=1e-4)
+    # a given beat period replaces the latent's own estimate (embed passes the pooled input's)
+    assert torch.allclose(melody_embedding(z, RATE, own), melody_embedding(z, RATE), atol=1e-6)
+    assert not torch.allclose(melody_embedding(z, RATE, own * 1.5), melody_embedding(z, RATE), atol=1e-3)
+
+
 def test_self_similarity_match_is_zero_for_a_rotated_copy_and_positive_otherwise():
     torch.manual_seed(0)
     x = torch.randn(2, 6, 40)

@@ -51,6 +51,14 @@ def test_tcae_loss_decreases(proj):
     assert losses[-1] < 0.95 * losses[0], losses
 
 
+def test_tcae_transposed_view_adds_its_term(proj):
+    cfg = _cfg(epochs=1, steps_per_epoch=2)
+    cfg.tcae.channels, cfg.tcae.latent_channels = 16, 8
+    cfg.tcae.shift_semitones, cfg.tcae.shift_weight = 6.0, 1.0
+    r = training.fit(training.TCAETask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
+    assert r.metrics["train_shift"] > 0 and np.isfinite(r.metrics["train_loss"])
+
+
 def test_contrastive_loss_decreases(proj):
     cfg = _cfg(epochs=6, steps_per_epoch=3, lr=3e-3)
     cfg.contrastive.queue_size = 0  # constant N, so losses are comparable epoch to epoch

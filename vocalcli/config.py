@@ -121,8 +121,8 @@ class TCAEConfig:
                                  "input's frame-to-frame cosine similarities (0 = plain autoencoder)")
     shift_semitones: float = opt(0.0, "max |pitch shift| in semitones of the transposed training view "
                                       "(0 = no view)")
-    shift_weight: float = opt(0.0, "weight of the transposition term: the transposed view's latent must "
-                                   "keep the original's self-similarity")
+    shift_weight: float = opt(0.0, "weight of the transposition term (needs ssm_weight > 0): the transposed "
+                                   "view's latent must keep the original's self-similarity")
     # 35 training songs / batch 8 would be 4 steps an epoch; 10 steps x 60 epochs = 600 steps (~2 min on
     # one CPU core since the stacks run at the latent rate)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=8, warmup_steps=20,

@@ -6,7 +6,8 @@ which refuses embeddings made by checkpoints other than today's best.pt.
 
 * timbre: the contrastive encoder over crops every ``contrastive.extract_hop_s`` covering the song (the
   last crop flush with the end), the normalised mean of the crop embeddings; deterministic.
-* melody: the TCAE encoder's latent of the whole normalised mel -> `melody_embedding`.
+* melody: the TCAE encoder's latent of the whole normalised mel -> `melody_embedding`, its lags counted
+  in beats of the pooled input (`beat_period`).
 Both models are rebuilt from the configs stored inside their checkpoints, not from today's vocal.yaml.
 """
 
@@ -24,7 +25,7 @@ from vocalcli import checkpoint, data
 from vocalcli import project as project_mod
 from vocalcli.errors import MissingArtifact, StaleArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
-from vocalcli.models.tcae import TCAE, TCAEModelConfig, melody_embedding, normalise
+from vocalcli.models.tcae import TCAE, TCAEModelConfig, beat_period, melody_embedding, normalise, pool_frames
 
 TASKS = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
 IDS_FIELDS = ["row", "song_id"]
@@ -73,7 +74,11 @@ def melody_of(model: TCAE, mel: np.ndarray, device: torch.device, frame_rate: fl
     """One song's melody vector [Dm] float32 from the TCAE latent of the whole song (``frame_rate`` =
     mel frames per second, to count the latent's lags in beats)."""
     x = normalise(torch.from_numpy(np.asarray(mel, dtype=np.float32))[None].to(device))
-    return melody_embedding(model.encode(x)[0], frame_rate / model.cfg.downsample).cpu().numpy().astype(np.float32)
+    d = model.cfg.downsample
+    steps_per_s = frame_rate / d
+    # the beat period from the pooled input the encoder sees (its onsets), the profile from the latent
+    period = beat_period(pool_frames(x, d), steps_per_s)
+    return melody_embedding(model.encode(x)[0], steps_per_s, period).cpu().numpy().astype(np.float32)
 
 
 class Embedder:

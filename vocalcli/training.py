@@ -421,13 +421,26 @@ class TCAETask(Task):
         return data.CropBatches(self.bank, order, self.crop, 1, self.cfg.seed, epoch, self.rank)
 
     def step(self, model, batch, gen):
-        x = normalise(batch["views"][0].to(self.device, non_blocking=True))
+        raw = batch["views"][0].to(self.device, non_blocking=True)
+        x = normalise(raw)
+        b, shifted = x.shape[0], self.t.shift_semitones > 0 and self.t.shift_weight > 0
+        if shifted:  # the same crops transposed, encoded and reconstructed in the same forward pass
+            s = transforms.random_semitones(b, self.t.shift_semitones, 0.0, gen)
+            x = torch.cat([x, normalise(transforms.pitch_shift(raw, s, self.cfg.audio))])
         recon, z = model(x)
         rec = losses.reconstruction(recon.float(), x, self.t.loss)
         if self.t.ssm_weight <= 0:
             return rec, {}
-        ssm = losses.self_similarity_match(z, pool_frames(x, self.model.cfg.downsample))
-        return rec + self.t.ssm_weight * ssm, {"recon": float(rec.detach()), "ssm": float(ssm.detach())}
+        target = pool_frames(x[:b], self.model.cfg.downsample)
+        ssm = losses.self_similarity_match(z[:b], target)
+        loss, info = rec + self.t.ssm_weight * ssm, {"recon": float(rec.detach()), "ssm": float(ssm.detach())}
+        if shifted:
+            # the transposed view's latent must keep the *original's* self-similarity: which moments
+            # resemble which may not depend on absolute pitch (key, octave, voice)
+            shift = losses.self_similarity_match(z[b:], target)
+            loss = loss + self.t.shift_weight * shift
+            info["shift"] = float(shift.detach())
+        return loss, info
 
     @torch.no_grad()
     def validate(self, train_loss: float) -> dict[str, Any]:

@@ -152,6 +152,17 @@ class TCAE(nn.Module):
         return self.decode(z, x.shape[-1]), z
 
 
+def standardise(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """[B, C, T] -> each channel centred and scaled to unit std over time.
+
+    Why: a trained latent puts most of its variance in a few slow channels; left as is, those dominate
+    the cosine similarities. Measured on the corpus (melody MAP, stems /
+    mixtures, same checkpoints): 0.52 / 0.39 unscaled -> 0.62 / 0.41 standardised.
+    """
+    zc = z - z.mean(dim=-1, keepdim=True)
+    return zc / (zc.std(dim=-1, keepdim=True, correction=0) + eps)
+
+
 def beat_period(z: torch.Tensor, steps_per_s: float, prior_bpm: float = 120.0, min_bpm: float = 40.0,
                 max_bpm: float = 240.0) -> torch.Tensor:
     """Latent [B, C, T'] -> beat period [B] in latent steps (fractional).
@@ -188,12 +199,15 @@ def beat_period(z: torch.Tensor, steps_per_s: float, prior_bpm: float = 120.0, m
 BEATS = (0.5, 64.0, 0.25)  # lag grid of the melody vector in beats: start, stop, step (255 lags)
 
 
-def melody_embedding(latent: torch.Tensor, steps_per_s: float) -> torch.Tensor:
+def melody_embedding(latent: torch.Tensor, steps_per_s: float, period: torch.Tensor | None = None) -> torch.Tensor:
     """Latent [C, T'] or [B, C, T'] at ``steps_per_s`` steps per second -> L2-normalised [(B,) 255].
 
-    A tempo-normalised self-similarity lag profile: the mean cosine similarity of latent steps that
-    are ``k`` beats apart, for k = 0.5, 0.75, ..., 64 beats, with the beat period estimated from the
-    latent itself (`beat_period`). Why this ignores what a melody should not depend on:
+    A tempo-normalised self-similarity lag profile: the mean cosine similarity of (standardised, see
+    `standardise`) latent steps that are ``k`` beats apart, for k = 0.5, 0.75, ..., 64 beats.
+    ``period`` [(B,)] is the beat period in latent steps; None = estimated from the latent itself
+    (`beat_period`). `vocalcli.embed.melody_of` passes the period of the encoder's pooled input instead:
+    the latent is trained to keep which moments resemble which, not where the onsets are, and its
+    novelty curve makes more octave errors. Why this ignores what a melody should not depend on:
     * time position: only relations between steps at a given lag enter (the window starts at a
       different bar in every rendition);
     * transposition and voice: a whole song sung higher, or by someone else, changes every frame of
@@ -205,11 +219,11 @@ def melody_embedding(latent: torch.Tensor, steps_per_s: float) -> torch.Tensor:
     squeeze = latent.dim() == 2
     z = (latent.unsqueeze(0) if squeeze else latent).float()
     _, _, t = z.shape
-    u = F.normalize(z - z.mean(dim=-1, keepdim=True), dim=1)
+    u = F.normalize(standardise(z), dim=1)
     n_fft = 1 << (2 * t - 1).bit_length()
     ac = torch.fft.irfft(torch.fft.rfft(u, n=n_fft).abs().square(), n=n_fft).sum(dim=1)[:, :t]
     ac = ac / torch.arange(t, 0, -1, device=z.device, dtype=ac.dtype)  # mean over the t - lag pairs
-    period = beat_period(z, steps_per_s)
+    period = beat_period(z, steps_per_s) if period is None else period.reshape(-1).to(z.device).float()
     start, stop, step = BEATS
     beats = torch.arange(start, stop + step / 2, step, device=z.device)
     pos = (beats[None] * period[:, None]).clamp(0, max(t - 1, 0))
