@@ -167,7 +167,7 @@ def mel_features(project: project_mod.Project, ids: Sequence[str],
 
 
 def pitch_features(project: project_mod.Project, ids: Sequence[str]) -> np.ndarray:
-    """[N, 2] log2 pitch statistics from catalog.csv (written by prepare)."""
+    """[N, 1] log2 pitch statistic from catalog.csv (written by prepare); see vocalcli.pitch."""
     from vocalcli.pitch import pitch_features as feats
 
     rows = {r["song_id"]: r for r in catalog_ok(project)}
@@ -179,7 +179,7 @@ def pitch_features(project: project_mod.Project, ids: Sequence[str]) -> np.ndarr
         except (KeyError, ValueError):
             raise VocalError(f"no pitch statistics for {sid} in catalog.csv (prepared by an older vocal); "
                              "run 'vocal prepare SONGS_DIR' again to add them") from None
-    out_arr = np.stack(out) if out else np.zeros((0, 2))
+    out_arr = np.stack(out) if out else np.zeros((0, 1))
     if not np.all(np.isfinite(out_arr)):
         out_arr = np.where(np.isfinite(out_arr), out_arr, np.nanmedian(out_arr, axis=0))
     return out_arr
