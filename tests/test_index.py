@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_YAML
 
 from vocalcli import index
 from vocalcli import project as project_mod
@@ -24,14 +25,6 @@ SONGS_PER_SINGER = 6
 N_MELODIES = 6
 DT, DM, N_MELS, FRAMES = 16, 8, 48, 120
 
-USE_YAML = """\
-audio:
-  start_s: 1.0
-  end_s: 4.0
-prepare:
-  separate: none
-  workers: 1
-"""
 
 
 def sid(singer: str, j: int) -> str:
@@ -47,7 +40,7 @@ def make_use_project(root: Path, seed: int = 0) -> project_mod.Project:
     """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "vocal.yaml").write_text(USE_YAML)
+    (root / "vocal.yaml").write_text(TINY_YAML)
     proj = project_mod.Project(root)
     for task in ("contrastive", "tcae"):
         project_mod.write_bytes(proj.checkpoint(task), f"fake {task} checkpoint".encode())
