@@ -53,8 +53,8 @@ def decode(path: Path | str, start_s: float = 0.0, end_s: float | None = None) -
             return _decode_soundfile(path, start_s, end_s)
         except AudioError:
             raise
-        except Exception:  # libsndfile may lack a codec (e.g. old builds without mp3): try FFmpeg
-            pass
+        except Exception:  # libsndfile may lack a codec (e.g. old builds without mp3): FFmpeg decides
+            return _decode_av(path, start_s, end_s)
     return _decode_av(path, start_s, end_s)
 
 

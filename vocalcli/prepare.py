@@ -181,12 +181,9 @@ def _init_worker(audio_cfg: AudioConfig, basis: np.ndarray) -> None:
 
     preload_mel_basis(audio_cfg, basis)
     os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    torch.set_num_threads(1)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
