@@ -242,6 +242,21 @@ class Task:
     n_train: int
     rank: int = 0
     world: int = 1
+    min_train_songs: int = 1
+
+    def __init__(self, project: project_mod.Project, cfg: Config, device: torch.device, rank: int = 0,
+                 world: int = 1) -> None:
+        """What every task shares: its settings, the device, the train/val songs and their mel bank."""
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
+        self.train_cfg = getattr(cfg, self.section).train
+        self.songs = data.split_songs(project, "train")
+        if len(self.songs) < self.min_train_songs:
+            raise MissingArtifact(
+                f"balanced.csv has {len(self.songs)} training songs with mels; {self.name} training needs at "
+                f"least {self.min_train_songs}: run 'vocal balance' (on a larger library if it already ran)")
+        self.val_songs = data.split_songs(project, "val")
+        self.bank = data.MelBank(self.songs)
+        self.n_train = len(self.songs)
 
     def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
         raise NotImplementedError
@@ -275,19 +290,12 @@ class ContrastiveTask(Task):
     """
 
     name = section = "contrastive"
+    min_train_songs = 2  # a positive pair needs another song to be negative against
 
     def __init__(self, project: project_mod.Project, cfg: Config, device: torch.device, rank: int = 0,
                  world: int = 1) -> None:
+        super().__init__(project, cfg, device, rank, world)
         c = self.c = cfg.contrastive
-        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
-        self.train_cfg = c.train
-        self.songs = data.split_songs(project, "train")
-        if len(self.songs) < 2:
-            raise MissingArtifact(f"balanced.csv has {len(self.songs)} training songs with mels; contrastive "
-                                  "training needs at least 2: run 'vocal balance' on a larger library")
-        self.val_songs = data.split_songs(project, "val")
-        self.bank = data.MelBank(self.songs)
-        self.n_train = len(self.songs)
         self.crop = max(16, round(c.crop_s * cfg.audio.frame_rate))
         self.src = transforms.source_frames(self.crop, c.stretch_factors, c.time_stretch != "none")
         mc = EncoderConfig.from_config(c, cfg.audio)
@@ -401,15 +409,8 @@ class TCAETask(Task):
 
     def __init__(self, project: project_mod.Project, cfg: Config, device: torch.device, rank: int = 0,
                  world: int = 1) -> None:
+        super().__init__(project, cfg, device, rank, world)
         t = self.t = cfg.tcae
-        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
-        self.train_cfg = t.train
-        self.songs = data.split_songs(project, "train")
-        if not self.songs:
-            raise MissingArtifact("balanced.csv has no training songs with mels; run 'vocal balance'")
-        self.val_songs = data.split_songs(project, "val")
-        self.bank = data.MelBank(self.songs)
-        self.n_train = len(self.songs)
         full = int(self.bank.frames.max())
         self.crop = min(full, round(t.crop_s * cfg.audio.frame_rate)) if t.crop_s > 0 else full
         mc = TCAEModelConfig.from_config(t, cfg.audio)
