@@ -6,14 +6,13 @@ function, render. Heavy modules (torch) are imported inside the commands so `voc
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from vocalcli import options
-from vocalcli.console import out, progress_bar, say
+from vocalcli.console import emit_json, out, progress_bar, say
 from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, WorkersOpt
 
 
@@ -84,7 +83,7 @@ def _result(fit: Any) -> dict[str, Any]:
 
 def _finish(payload: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(payload, default=str))
+        emit_json(payload)
     failed = (payload.get("embeddings") or {}).get("failed")
     if failed:
         raise typer.Exit(1)
@@ -156,7 +155,7 @@ def register(app: typer.Typer) -> None:
         with progress_bar("grid", total=None, extra=_PROGRESS_EXTRA, loss=float("nan"), rate=0.0) as update:
             rows = training.contrastive_grid(proj, cfg, dev, include_none=grid_none, progress=update, log=say)
         if as_json:
-            out.print_json(json.dumps(rows))
+            emit_json(rows)
             return
         from rich.table import Table
 

@@ -26,6 +26,7 @@ from vocalcli import project as project_mod
 from vocalcli.audio import AUDIO_EXTENSIONS
 from vocalcli.config import AudioConfig, Config
 from vocalcli.errors import AudioError, ConfigError, VocalError
+from vocalcli.gender import normalise as gender_code
 
 PIPELINE_VERSION = 1
 """Bump when the meaning of a stored mel changes: every song is then redone on the next prepare."""
@@ -33,8 +34,8 @@ PIPELINE_VERSION = 1
 FINAL = {"ok", "too_short", "silent"}
 """Statuses that are a property of the file itself; anything else is a failure (exit code 1)."""
 
-GENDERS = {"f": "female", "female": "female", "woman": "female", "w": "female",
-           "m": "male", "male": "male", "man": "male"}
+_GENDER_WORDS = {"f": "female", "m": "male"}
+"""catalog.csv spells the gender codes of vocalcli.gender.normalise out."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def read_singers_meta(path: Path | None) -> dict[str, dict[str, str]]:
     meta = {}
     for r in rows:
         g = (r.get("gender") or "").strip().lower()
-        meta[r["singer"].strip()] = {"gender": GENDERS.get(g, g), "genre": (r.get("genre") or "").strip()}
+        meta[r["singer"].strip()] = {"gender": _GENDER_WORDS.get(gender_code(g) or "", g),
+                                     "genre": (r.get("genre") or "").strip()}
     return meta
 
 
