@@ -30,6 +30,16 @@ def test_mel_equals_librosa() -> None:
     assert np.max(np.abs(ours[mask] - ref[mask]) / ref[mask]) < 1e-4
 
 
+@pytest.mark.parametrize("kw", [{}, {"n_mels": 80, "n_fft": 1024, "fmin": 50.0, "fmax": 7000.0},
+                                {"sample_rate": 22050, "n_fft": 1024, "fmax": 11025.0}])
+def test_mel_filterbank_equals_librosa(kw: dict) -> None:
+    cfg = AudioConfig(**kw)
+    ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+    ours = audio.mel_basis(cfg)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-7)
+
+
 @pytest.mark.parametrize("ext", ["flac", "ogg", "mp3", "m4a", "opus"])
 def test_every_format_gives_the_same_mel(tmp_path: Path, ext: str) -> None:
     y = voice(6, 44100, seed=1)

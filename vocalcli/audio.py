@@ -200,23 +200,41 @@ def rms_db(y: np.ndarray) -> float:
 _BASES: dict[tuple, np.ndarray] = {}
 
 
-def mel_basis(cfg: AudioConfig) -> np.ndarray:
-    """librosa's Slaney mel filterbank [n_mels, 1 + n_fft // 2], cached per settings.
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep,
+                    f / f_sp)
 
-    Worker processes receive it from the parent (``preload_mel_basis``) so they never import librosa,
-    which costs ~1.5 s per process.
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_basis(cfg: AudioConfig) -> np.ndarray:
+    """librosa's Slaney mel filterbank [n_mels, 1 + n_fft // 2] (float32, area-normalised triangles),
+    cached per settings.
+
+    Computed here in numpy, equal to ``librosa.filters.mel`` (tested): importing librosa costs ~1 s,
+    which a one-song ``vocal recommend`` and every prepare worker would pay for one small matrix.
     """
     key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
     if key not in _BASES:
-        import librosa
-
-        _BASES[key] = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels,
-                                          fmin=cfg.fmin, fmax=cfg.fmax)
+        fft_hz = np.linspace(0.0, cfg.sample_rate / 2, 1 + cfg.n_fft // 2)
+        edges = _mel_to_hz(np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2))
+        width = np.diff(edges)
+        ramps = edges[:, None] - fft_hz[None, :]
+        lower = -ramps[:-2] / width[:-1, None]
+        upper = ramps[2:] / width[1:, None]
+        weights = np.maximum(0.0, np.minimum(lower, upper))
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+        _BASES[key] = weights.astype(np.float32)
     return _BASES[key]
-
-
-def preload_mel_basis(cfg: AudioConfig, basis: np.ndarray) -> None:
-    _BASES[(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)] = basis
 
 
 @lru_cache(maxsize=8)

@@ -176,12 +176,8 @@ def _pitch_columns(vocal: np.ndarray, sr: int) -> dict[str, str]:
     return {k: f"{v:.1f}" for k, v in pitch_stats(vocal, sr).items()}
 
 
-def _init_worker(audio_cfg: AudioConfig, basis: np.ndarray) -> None:
-    """One BLAS/torch thread per process (processes, not threads, are how prepare scales), and the
-    parent's mel filterbank, so a worker starts without importing librosa."""
-    from vocalcli.audio import preload_mel_basis
-
-    preload_mel_basis(audio_cfg, basis)
+def _init_worker() -> None:
+    """One BLAS/torch thread per process: processes, not threads, are how prepare scales."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -309,10 +305,8 @@ def prepare_files(
         else:
             import multiprocessing as mp
 
-            from vocalcli.audio import mel_basis
-
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(cfg.audio, mel_basis(cfg.audio))) as pool:
+            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
+                                     initializer=_init_worker) as pool:
                 for (_, base), result in zip(todo, pool.map(prepare_file, jobs, chunksize=1), strict=True):
                     record(base, result)
     finally:
