@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from model_fixtures import make_project, tiny_config
 
+from vocalcli import cepstral, training
+from vocalcli import config as config_mod
 from vocalcli import project as project_mod
-from vocalcli import training
 from vocalcli.embed import Embedder, embed_project, load_embeddings
 from vocalcli.errors import MissingArtifact, StaleArtifact
 
@@ -60,7 +63,11 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
     ok = [r["song_id"] for r in project_mod.read_csv(p.catalog) if r["status"] == "ok"]
     assert summary["n"] == len(ok) == 20 and not summary["failed"]  # 4 of them are outside balanced.csv
     e = load_embeddings(p)
-    assert e.ids == ok and e.timbre.shape == (20, 16) and e.timbre.dtype == np.float32
+    n_sig = cfg.timbre.cepstra * (cfg.timbre.cepstra - 1) // 2
+    assert e.ids == ok and e.timbre.shape == (20, 16 + n_sig) and e.timbre.dtype == np.float32
+    assert e.parts["encoder"].shape == (20, 16) and e.parts["cepstral"].shape == (20, n_sig)
+    np.testing.assert_allclose(e.timbre, cepstral.fuse(e.parts["encoder"], e.parts["cepstral"], cfg.timbre),
+                               atol=1e-6)
     assert e.melody.shape[0] == 20 and np.allclose(np.linalg.norm(e.melody, axis=1), 1, atol=1e-5)
     assert e.meta["checkpoints"] == Embedder.from_project(p, "cpu").checkpoint_hashes
     ids = project_mod.read_csv(p.embeddings / "ids.csv")
@@ -72,6 +79,44 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
         load_embeddings(p)
     embed_project(p, cfg, device="cpu")
     assert load_embeddings(p).meta["n"] == 20
+    # so does another timbre join in vocal.yaml
+    changed = dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, cepstral_weight=0.0))
+    project_mod.write_text(p.config_path, config_mod.to_yaml(changed))
+    try:
+        with pytest.raises(StaleArtifact, match="timbre settings"):
+            load_embeddings(p)
+    finally:
+        project_mod.write_text(p.config_path, config_mod.to_yaml(cfg))
+
+
+def test_cepstral_signature_ignores_offset_and_scale_of_each_coefficient():
+    """What a stationary accompaniment residue does to the cepstrum (shift and scale each coefficient)
+    leaves the signature unchanged; changing how coefficients move together does not."""
+    rng = np.random.default_rng(0)
+    mel = rng.normal(size=(48, 400)).cumsum(axis=1) * 0.1
+    d = cepstral.dct_matrix(48, 48)
+    c = d @ mel
+    coloured = d.T @ (c * rng.uniform(0.5, 2.0, size=(48, 1)) + rng.normal(size=(48, 1)) * 3)  # d is orthonormal
+    sig = cepstral.signature(mel)
+    assert sig.shape == (78,) and np.isclose(np.linalg.norm(sig), 1.0)
+    np.testing.assert_allclose(cepstral.signature(coloured), sig, atol=1e-5)
+    mixed = d.T @ np.vstack([c[:1], c[1:2] + c[2:3], c[2:]])  # coefficient 1 now follows coefficient 2
+    assert np.abs(cepstral.signature(mixed) - sig).max() > 0.05
+    assert np.all(cepstral.signature(np.zeros((48, 50))) == 0)  # a constant mel: no correlation to see
+    with pytest.raises(ValueError):
+        cepstral.signature(mel[:10], 13)
+
+
+def test_fuse_weights_the_parts():
+    from vocalcli.config import TimbreConfig
+
+    e, s = np.array([3.0, 4.0]), np.array([0.0, 0.0, 2.0])
+    np.testing.assert_allclose(cepstral.fuse(e, s, TimbreConfig(encoder_weight=1, cepstral_weight=0)),
+                               [0.6, 0.8, 0, 0, 0], atol=1e-7)
+    v = cepstral.fuse(e, s, TimbreConfig(encoder_weight=1, cepstral_weight=1))
+    np.testing.assert_allclose(v, np.array([0.6, 0.8, 0, 0, 1.0]) / np.sqrt(2), atol=1e-7)
+    rows = cepstral.fuse(np.stack([e, e]), np.stack([s, s]), TimbreConfig())
+    assert rows.shape == (2, 5) and np.allclose(np.linalg.norm(rows, axis=1), 1)
 
 
 def test_same_seed_same_embeddings(tmp_path):

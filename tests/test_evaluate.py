@@ -50,6 +50,9 @@ def test_knn_and_probe_hand_values():
     acc = ev.probe_accuracy(np.vstack([xa, xb]), ["a"] * 20 + ["b"] * 20, np.array([[5.0, 5, 5], [-5, -5, -5]]),
                             ["a", "b"])
     assert acc == 1.0
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.6, 0.4]])
+    # nearest others: 0->1 (a=a), 1->0 (a=a), 2->3 (b=b), 3->1 (b!=a)
+    assert ev.loo_top1(x, ["a", "a", "b", "b"]) == pytest.approx(3 / 4)
 
 
 def test_loso_gender_predicts_each_singer_from_the_others():
@@ -80,6 +83,8 @@ def test_report_has_every_key_and_is_written(tmp_path):
     assert rep["melody.map"] is None and rep["melody.map_chroma"] is None
     assert rep["singer_id.n_test"] == 6 and rep["singer_id.n_train"] == 24
     assert rep["singer_id.top1"] == 1.0  # clustered fake voices
+    assert rep["singer_id.n_loo"] == 36 and rep["singer_id.loo_top1"] == 1.0
+    assert 0 <= rep["singer_id.loo_top1_mfcc"] <= 1
     assert 0 <= rep["singer_id.top1_mfcc"] <= 1 and 0 <= rep["singer_id.eer"] <= 1
     assert rep["gender.balanced_accuracy"] == 1.0 and rep["gender.balanced_accuracy_mfcc"] is not None
     assert rep["index.recall_at_10"] >= 0.99

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import TINY_YAML
 
-from vocalcli import index
+from vocalcli import cepstral, index
 from vocalcli import project as project_mod
 from vocalcli.config import IndexWeights
 from vocalcli.errors import MissingArtifact, StaleArtifact
@@ -84,7 +84,8 @@ def write_embeddings(proj: project_mod.Project, ids: list[str], timbre: np.ndarr
     project_mod.save_npy(d / "timbre.npy", index.normalise(timbre))
     project_mod.save_npy(d / "melody.npy", index.normalise(melody))
     project_mod.write_csv(d / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], ["row", "song_id"])
-    project_mod.write_json(d / "meta.json", {"checkpoints": index.checkpoint_digests(proj), "n": len(ids)})
+    project_mod.write_json(d / "meta.json", {"checkpoints": index.checkpoint_digests(proj), "n": len(ids),
+                                             "timbre": cepstral.settings(proj.load_config().timbre)})
 
 
 @pytest.fixture

@@ -260,7 +260,8 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"vocal evaluate ({rep['n_songs']} songs)")
         for col in ("metric", "vocal", "baseline", "baseline is"):
             t.add_column(col)
-        names = {"singer_id.top1_mfcc": "MFCC mean+std", "singer_id.probe_mfcc": "MFCC mean+std",
+        names = {"singer_id.top1_mfcc": "MFCC mean+std", "singer_id.loo_top1_mfcc": "MFCC mean+std",
+                 "singer_id.probe_mfcc": "MFCC mean+std",
                  "singer_id.map_mfcc": "MFCC mean+std", "singer_id.eer_mfcc": "MFCC mean+std",
                  "gender.balanced_accuracy_mfcc": "MFCC mean+std", "melody.map_chroma": "chroma 2D-FFT"}
         for key, base in BASELINES.items():

@@ -138,6 +138,16 @@ class GenderConfig:
 
 
 @dataclass
+class TimbreConfig:
+    """the song's timbre vector: contrastive embedding + cepstral correlation signature (vocalcli/cepstral.py)"""
+
+    encoder_weight: float = opt(1.0, "weight of the contrastive encoder's embedding")
+    cepstral_weight: float = opt(2.0, "weight of the cepstral correlation signature (robust to what MR "
+                                      "removal leaves of the accompaniment; 0 = encoder only)")
+    cepstra: int = opt(13, "cepstral coefficients whose correlations form the signature")
+
+
+@dataclass
 class IndexWeights:
     timbre: float = opt(1.0, "weight of the L2-normalised timbre embedding")
     melody: float = opt(0.5, "weight of the L2-normalised melody embedding")
@@ -159,6 +169,7 @@ class Config:
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     tcae: TCAEConfig = field(default_factory=TCAEConfig)
     gender: GenderConfig = field(default_factory=GenderConfig)
+    timbre: TimbreConfig = field(default_factory=TimbreConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -268,6 +279,10 @@ def validate(cfg: Config) -> Config:
         need(t.warmup_steps >= 0 and t.grad_clip >= 0, f"{sec}.train.warmup_steps/grad_clip", "must be >= 0")
         need(t.steps_per_epoch >= 0 and t.workers >= 0, f"{sec}.train.steps_per_epoch/workers",
              "must be >= 0")
+    tb = cfg.timbre
+    need(tb.encoder_weight >= 0 and tb.cepstral_weight >= 0 and tb.encoder_weight + tb.cepstral_weight > 0,
+         "timbre.encoder_weight/cepstral_weight", "must be >= 0 and not both 0")
+    need(2 <= tb.cepstra <= cfg.audio.n_mels, "timbre.cepstra", f"must be in [2, audio.n_mels = {cfg.audio.n_mels}]")
     w = cfg.index.weights
     need(w.timbre >= 0 and w.melody >= 0 and w.timbre + w.melody > 0, "index.weights",
          "must be >= 0 and not both 0")

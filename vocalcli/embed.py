@@ -5,7 +5,9 @@ of the catalog (load once, loop with progress, write atomically) -> `load_embedd
 which refuses embeddings made by checkpoints other than today's best.pt.
 
 * timbre: the contrastive encoder over crops every ``contrastive.extract_hop_s`` covering the song (the
-  last crop flush with the end), the normalised mean of the crop embeddings; deterministic.
+  last crop flush with the end), the normalised mean of the crop embeddings; deterministic. Joined with
+  the song's cepstral correlation signature as vocal.yaml's ``timbre`` section says (vocalcli/cepstral.py);
+  both parts are kept too (encoder.npy, cepstral.npy) so `vocal evaluate` can report each.
 * melody: the TCAE encoder's latent of the whole normalised mel -> `melody_embedding`, its lags counted
   in beats of the pooled input (`beat_period`).
 Both models are rebuilt from the configs stored inside their checkpoints, not from today's vocal.yaml.
@@ -14,20 +16,22 @@ Both models are rebuilt from the configs stored inside their checkpoints, not fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import torch
 
-from vocalcli import checkpoint, data
+from vocalcli import cepstral, checkpoint, data
 from vocalcli import project as project_mod
+from vocalcli.config import TimbreConfig
 from vocalcli.errors import MissingArtifact, StaleArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
 from vocalcli.models.tcae import TCAE, TCAEModelConfig, beat_period, melody_embedding, normalise, pool_frames
 
 TASKS = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
+PARTS = ("timbre", "melody", "encoder", "cepstral")  # embeddings/<part>.npy
 IDS_FIELDS = ["row", "song_id"]
 
 
@@ -85,14 +89,18 @@ class Embedder:
     """Both models, loaded once from their best.pt; ``embed(log_mel)`` -> (timbre, melody)."""
 
     def __init__(self, encoder: TimbreEncoder, tcae: TCAE, crop: int, hop: int, device: torch.device,
-                 checkpoint_hashes: dict[str, str], frame_rate: float = 62.5) -> None:
+                 checkpoint_hashes: dict[str, str], frame_rate: float = 62.5,
+                 timbre: TimbreConfig | None = None) -> None:
         self.encoder, self.tcae = encoder.eval(), tcae.eval()
+        self.timbre = timbre or TimbreConfig()  # how the encoder's vector and the signature are joined
         self.frame_rate = frame_rate  # mel frames per second of the TCAE's training run
         self.crop, self.hop, self.device = crop, hop, device
         self.checkpoint_hashes = checkpoint_hashes
 
     @classmethod
-    def from_project(cls, project: project_mod.Project, device: str | torch.device = "auto") -> Embedder:
+    def from_project(cls, project: project_mod.Project, device: str | torch.device = "auto",
+                     timbre: TimbreConfig | None = None) -> Embedder:
+        """``timbre``: the join settings (default: the project's vocal.yaml)."""
         from vocalcli.device import resolve_device
 
         dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -112,51 +120,64 @@ class Embedder:
         hop = max(1, round(run["contrastive"]["extract_hop_s"] * frame_rate))
         hashes = {t: project_mod.file_digest(p) for t, p in paths.items()}
         ta = ck_t["config"]["audio"]
-        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"])
+        tb = timbre or project.load_config().timbre
+        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], tb)
 
     def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n_mels, frames] log-mel (float16/32) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
+        parts = self.embed_parts(log_mel)
+        return parts["timbre"], parts["melody"]
+
+    def embed_parts(self, log_mel: np.ndarray) -> dict[str, np.ndarray]:
+        """{'timbre', 'melody', 'encoder', 'cepstral'}: the two vectors and the timbre vector's parts."""
         mel = np.asarray(log_mel, dtype=np.float32)
         if mel.ndim != 2 or mel.shape[0] != self.encoder.cfg.n_mels or mel.shape[1] < 1:
             raise ValueError(f"expected a log-mel [{self.encoder.cfg.n_mels}, frames], got {mel.shape}")
+        sig = cepstral.signature(mel, self.timbre.cepstra)  # from the real frames, before any padding
         if mel.shape[1] < self.crop:
             mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
-        return (timbre_of(self.encoder, mel, self.crop, self.device, hop=self.hop),
-                melody_of(self.tcae, mel, self.device, self.frame_rate))
+        enc = timbre_of(self.encoder, mel, self.crop, self.device, hop=self.hop)
+        return {"timbre": cepstral.fuse(enc, sig, self.timbre), "encoder": enc, "cepstral": sig,
+                "melody": melody_of(self.tcae, mel, self.device, self.frame_rate)}
 
 
 def embed_project(project: project_mod.Project, cfg: Any = None, device: str | torch.device = "auto",
                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Embed every `ok` catalog song; write embeddings/{timbre,melody}.npy, ids.csv, meta.json.
+    """Embed every `ok` catalog song; write embeddings/{timbre,melody,encoder,cepstral}.npy, ids.csv and
+    meta.json (last). Model settings come from the checkpoints, the timbre join from ``cfg.timbre``
+    (default: vocal.yaml).
 
-    A song whose mel cannot be read is skipped and listed in the summary's ``failed``. ``cfg`` is
-    accepted for symmetry with the trainers; extraction settings come from the checkpoints.
+    A song whose mel cannot be read is skipped and listed in the summary's ``failed``.
     """
-    emb = Embedder.from_project(project, device)
+    tb = (cfg or project.load_config()).timbre
+    emb = Embedder.from_project(project, device, timbre=tb)
     songs = data.catalog_songs(project)
     if progress:
         progress(advance=0, total=max(len(songs), 1))
-    ids, timbre, melody, failed = [], [], [], []
+    ids, failed = [], []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in PARTS}
     for s in songs:
         try:
-            mel = np.load(s.path, mmap_mode="r")
-            t, m = emb.embed(mel)
+            parts = emb.embed_parts(np.load(s.path, mmap_mode="r"))
         except (OSError, ValueError) as e:
             failed.append({"song_id": s.song_id, "reason": f"{type(e).__name__}: {e}"})
         else:
             ids.append(s.song_id)
-            timbre.append(t)
-            melody.append(m)
+            for k in PARTS:
+                cols[k].append(parts[k])
         if progress:
             progress(advance=1)
-    dt = emb.encoder.cfg.embedding_dim
-    tim = np.stack(timbre) if timbre else np.zeros((0, dt), np.float32)
-    mel_ = np.stack(melody) if melody else np.zeros((0, 0), np.float32)
+    dims = {"timbre": emb.encoder.cfg.embedding_dim + cepstral.dim(tb), "encoder": emb.encoder.cfg.embedding_dim,
+            "cepstral": cepstral.dim(tb), "melody": 0}
+    arrays = {k: np.stack(v).astype(np.float32) if v else np.zeros((0, dims[k]), np.float32)
+              for k, v in cols.items()}
     out = project.embeddings
-    project_mod.save_npy(out / "timbre.npy", tim.astype(np.float32))
-    project_mod.save_npy(out / "melody.npy", mel_.astype(np.float32))
+    for k, a in arrays.items():
+        project_mod.save_npy(out / f"{k}.npy", a)
     project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], IDS_FIELDS)
-    meta = {"checkpoints": emb.checkpoint_hashes, "n": len(ids), "timbre_dim": int(tim.shape[1]),
+    tim, mel_ = arrays["timbre"], arrays["melody"]
+    meta = {"checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(tb), "n": len(ids),
+            "timbre_dim": int(tim.shape[1]),
             "melody_dim": int(mel_.shape[1]) if mel_.ndim == 2 else 0, "failed": failed,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "catalog": project_mod.file_digest(project.catalog)}
@@ -171,6 +192,7 @@ class Embeddings:
     timbre: np.ndarray  # [N, Dt] float32, rows L2-normalised
     melody: np.ndarray  # [N, Dm] float32, rows L2-normalised
     meta: dict
+    parts: dict[str, np.ndarray] = field(default_factory=dict)  # the timbre vector's 'encoder' / 'cepstral'
 
 
 def load_embeddings(project: project_mod.Project) -> Embeddings:
@@ -194,9 +216,14 @@ def load_embeddings(project: project_mod.Project) -> Embeddings:
         what = ", ".join(f"{t} {made_by.get(t, '?')} -> {current[t]}" for t in TASKS
                          if made_by.get(t) != current[t])
         raise StaleArtifact(f"embeddings in {d} were made by other checkpoints ({what}); run 'vocal embed'")
+    want = cepstral.settings(project.load_config().timbre)
+    if meta.get("timbre") != want:
+        raise StaleArtifact(f"embeddings in {d} were made with timbre settings {meta.get('timbre')}, vocal.yaml "
+                            f"now says {want}; run 'vocal embed'")
     ids = [r["song_id"] for r in project_mod.read_csv(files[3])]
     timbre, melody = np.load(files[1]), np.load(files[2])
-    if not (len(ids) == len(timbre) == len(melody)):
+    parts = {k: np.load(d / f"{k}.npy") for k in ("encoder", "cepstral") if (d / f"{k}.npy").exists()}
+    if not all(len(ids) == len(a) for a in (timbre, melody, *parts.values())):
         raise StaleArtifact(f"embeddings in {d} are inconsistent ({len(ids)} ids, {len(timbre)} timbre, "
                             f"{len(melody)} melody rows); run 'vocal embed'")
-    return Embeddings(ids, timbre, melody, meta)
+    return Embeddings(ids, timbre, melody, meta, parts)

@@ -2,7 +2,9 @@
 
 Metrics (pure functions below, unit-tested on hand-computed toys):
 - singer identification on the balanced test split given the train split: cosine 1-NN top-1 and a
-  logistic-regression probe; same-singer retrieval mAP and verification EER among the test songs.
+  logistic-regression probe; same-singer retrieval mAP and verification EER among the test songs;
+  1-NN leave-one-out over every balanced song (``loo_top1``; far more queries than a small test split),
+  also for each part of the timbre vector (``_encoder``, ``_cepstral``: vocalcli/cepstral.py).
   Baseline: MFCC mean + std. The MFCCs are computed from the stored log-mel (natural log of mel power,
   converted to dB, then DCT: ``librosa.feature.mfcc(S=dB)``), i.e. from exactly the input the models
   saw, after the same MR removal; features are z-scored (train statistics) before cosine/probe.
@@ -56,6 +58,16 @@ def knn_top1(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y:
         return float("nan")
     nn = cosine_matrix(test_x, train_x).argmax(axis=1)
     return float(np.mean([train_y[j] == t for j, t in zip(nn, test_y, strict=True)]))
+
+
+def loo_top1(x: np.ndarray, y: Sequence) -> float:
+    """Leave-one-out cosine 1-NN accuracy: each row's nearest *other* row has its label."""
+    if len(y) < 2:
+        return float("nan")
+    sim = cosine_matrix(x, x)
+    np.fill_diagonal(sim, -np.inf)
+    nn = sim.argmax(axis=1)
+    return float(np.mean([y[j] == t for j, t in zip(nn, y, strict=True)]))
 
 
 def probe_accuracy(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence,
@@ -274,6 +286,18 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
         r["singer_id.probe_mfcc"] = probe_accuracy(tr_m, sing(train_ids), te_m, sing(test_ids), cfg.seed)
     else:
         notes.append("singer_id: no test songs of singers seen in training (balanced.csv)")
+    # leave-one-out 1-NN over every balanced song: 10x the queries of the test split. The contrastive
+    # encoder saw the train songs (never their singer labels), the signature and MFCC are training-free.
+    everyone = sorted(s for s in split if cat.get(s, {}).get("singer"))
+    if everyone and max(Counter(sing(everyone)).values()) >= 2:
+        rows_all = [row_of[s] for s in everyone]
+        x_m = mfcc(everyone)
+        mu, sd = zscore_stats(x_m)
+        r["singer_id.loo_top1"] = loo_top1(timbre[rows_all], sing(everyone))
+        r["singer_id.loo_top1_mfcc"] = loo_top1((x_m - mu) / sd, sing(everyone))
+        for part, x in emb.parts.items():
+            r[f"singer_id.loo_top1_{part}"] = loo_top1(x[rows_all], sing(everyone))
+        r["singer_id.n_loo"] = len(everyone)
     # retrieval and verification need >= 2 songs of a singer: the test split, else every unseen song
     pool = test_all
     if max(Counter(sing(pool)).values(), default=0) < 2:
@@ -288,6 +312,8 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
         r["singer_id.map_mfcc"] = retrieval_map(x_m, sing(pool))
         r["singer_id.eer"] = verification_eer(x_t, sing(pool))
         r["singer_id.eer_mfcc"] = verification_eer(x_m, sing(pool))
+        for part, x in emb.parts.items():
+            r[f"singer_id.map_{part}"] = retrieval_map(x[[row_of[s] for s in pool]], sing(pool))
         r["singer_id.n_retrieval"] = len(pool)
 
     # gender ------------------------------------------------------------------------------------
@@ -367,6 +393,7 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
 
 BASELINES = {
     "singer_id.top1": "singer_id.top1_mfcc",
+    "singer_id.loo_top1": "singer_id.loo_top1_mfcc",
     "singer_id.probe": "singer_id.probe_mfcc",
     "singer_id.map": "singer_id.map_mfcc",
     "singer_id.eer": "singer_id.eer_mfcc",

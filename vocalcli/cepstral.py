@@ -1,0 +1,66 @@
+"""The cepstral correlation signature: a second-order statistic of a song's voice that MR residue barely
+touches, and how it joins the contrastive embedding into the song's timbre vector.
+
+Why: on mixtures, what `harmonic` MR removal leaves of the band is a fairly *stationary* colouring of the
+log-mel (the same organ or strings all song long). It shifts and scales each cepstral coefficient, so it
+dominates means and variances (MFCC mean+std, and the contrastive embedding, match songs by their
+accompaniment instrument: every one of the 14 leave-one-out singer-ID errors on the shared corpus did).
+How the coefficients move *together* over the song (Pearson correlation: invariant to each coefficient's
+offset and scale) follows the voice's formant movements. Shared corpus, 50 songs, 1-NN leave-one-out
+singer-ID on mixtures: contrastive embedding 0.72, MFCC mean+std 0.68, this signature 0.96 (same-singer
+mAP 0.51 / 0.51 / 0.72); on stems all 1.00 (docs/quality.md, incl. a second, unseen corpus).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vocalcli.config import TimbreConfig
+
+
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] orthonormal DCT-II rows (scipy.fft.dct(norm='ortho') along the mel axis)."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    m = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+def signature(log_mel: np.ndarray, n_cepstra: int = 13) -> np.ndarray:
+    """[n_cepstra * (n_cepstra - 1) / 2] float32, L2-normalised: the upper triangle of the correlation
+    matrix of cepstral coefficients 0..n_cepstra-1 (DCT of the natural-log mel) over the song's frames.
+
+    A coefficient that never changes (a silent or constant mel) correlates 0 with everything.
+    """
+    mel = np.asarray(log_mel, dtype=np.float64)
+    if mel.ndim != 2 or n_cepstra < 2 or n_cepstra > mel.shape[0]:
+        raise ValueError(f"need a log-mel [n_mels >= {n_cepstra}, frames], got {mel.shape}")
+    c = dct_matrix(mel.shape[0], n_cepstra) @ mel
+    c -= c.mean(axis=1, keepdims=True)
+    sd = np.sqrt(np.mean(c * c, axis=1))
+    c /= np.where(sd > 1e-9, sd, np.inf)[:, None]
+    corr = (c @ c.T) / max(c.shape[1], 1)
+    v = corr[np.triu_indices(n_cepstra, 1)]
+    norm = np.linalg.norm(v)
+    return (v / norm if norm > 0 else v).astype(np.float32)
+
+
+def dim(cfg: TimbreConfig) -> int:
+    return cfg.cepstra * (cfg.cepstra - 1) // 2
+
+
+def fuse(encoder_vec: np.ndarray, sig: np.ndarray, cfg: TimbreConfig) -> np.ndarray:
+    """The song's timbre vector: L2-normalised [encoder_weight * embedding, cepstral_weight * signature]
+    (each part L2-normalised first), float32. Rows of [N, D] arrays are fused independently."""
+    e = np.asarray(encoder_vec, dtype=np.float32)
+    s = np.asarray(sig, dtype=np.float32)
+    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+    v = np.concatenate([unit(e) * cfg.encoder_weight, unit(s) * cfg.cepstral_weight], axis=-1)
+    return unit(v).astype(np.float32)
+
+
+def settings(cfg: TimbreConfig) -> dict[str, float | int]:
+    """What embeddings/meta.json records, so embeddings made with other settings are refused."""
+    return {"encoder_weight": float(cfg.encoder_weight), "cepstral_weight": float(cfg.cepstral_weight),
+            "cepstra": int(cfg.cepstra)}
