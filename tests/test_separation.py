@@ -110,6 +110,27 @@ def test_harmonic_tracks_the_melody(mixture) -> None:
     assert np.mean(cents < 100) > 0.75
 
 
+def _voice_over_steady_chord(sr: int = 16000, seconds: float = 6.0, acc_db: float = 5.0) -> np.ndarray:
+    """A near-sinusoidal 600 Hz voice with 5.5 Hz vibrato over a louder, perfectly steady 200 Hz note with
+    10 partials: the 200 Hz candidate collects the voice (its 3rd partial) plus its own partials."""
+    t = np.arange(int(sr * seconds)) / sr
+    phase = 2 * np.pi * np.cumsum(600 * 2 ** (0.3 / 12 * np.sin(2 * np.pi * 5.5 * t))) / sr
+    voice = np.sin(phase) + 0.3 * np.sin(2 * phase) + 0.1 * np.sin(3 * phase)
+    acc = sum(np.sin(2 * np.pi * k * 200.0 * t) / k for k in range(1, 11))
+    acc *= 10 ** (acc_db / 20) * voice.std() / acc.std()
+    return (voice + acc).astype(np.float32)
+
+
+def test_tracker_prefers_the_fluctuating_voice_over_a_louder_steady_note(monkeypatch) -> None:
+    sr = 16000
+    n_fft = separation._fft_size(sr)
+    mag = np.abs(separation._stft(_voice_over_steady_chord(sr), n_fft, n_fft // 4))
+    assert np.median(separation.track_f0(mag, sr, n_fft)) == pytest.approx(600, rel=0.03)
+    # without the fluctuation weight the steady note wins: the weight is what finds the voice
+    monkeypatch.setattr(separation, "fluctuation_weight", lambda m, w: np.ones_like(m))
+    assert np.median(separation.track_f0(mag, sr, n_fft)) == pytest.approx(200, rel=0.03)
+
+
 @pytest.mark.parametrize("n", [0, 1, 1000, 16001])
 def test_lengths_and_dtype(n: int) -> None:
     y = (0.1 * np.random.default_rng(0).standard_normal(n)).astype(np.float64)

@@ -28,7 +28,7 @@ from vocalcli.config import AudioConfig, Config
 from vocalcli.errors import AudioError, ConfigError, VocalError
 from vocalcli.gender import normalise as gender_code
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: the harmonic separator weights bins by their fluctuation
 """Bump when the meaning of a stored mel changes: every song is then redone on the next prepare."""
 
 FINAL = {"ok", "too_short", "silent"}

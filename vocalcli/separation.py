@@ -17,7 +17,13 @@ REPET-SIM on the first 10 of them: -8.8 dB at ~12x realtime (harmonic +4.4 dB, 2
    the half-pitch candidate that plain subharmonic summation favours. Frames are normalised by their
    total magnitude, and a mild prior (+20 % per octave above 70 Hz) prefers the higher line: the sung
    melody is the top voice of the texture, and without the prior the tracker locks on 1/3-1/4 of a
-   female f0 (mean SI-SDRi 3.3 dB -> 4.7 dB on 12 songs).
+   female f0 (mean SI-SDRi 3.3 dB -> 4.7 dB on 12 songs). Before the salience each bin is weighted by
+   how much it fluctuates over ~0.5 s (local std / mean, + 0.1): a voice's partials move with pitch
+   drift, vibrato and syllables, a held instrument note's do not. Corpus, 50 mixtures, raw pitch
+   accuracy of the track: 0.78 -> 0.90 (slt, a near-sinusoidal female voice over a 25 dB louder bass:
+   0.30 -> 0.78; no singer lower by more than 0.002); 1.24x the time. The corpus's accompaniment is
+   MIDI-rendered and perfectly steady, the cue's best case; on recorded bands with vibrato it will gain
+   less.
 3. Viterbi through the salience with a pitch-jump cost (a band of +-15 steps = +-300 cents per frame),
    so the track follows legato glides but not the accompaniment's notes.
 4. Soft comb mask: a Gaussian around each harmonic k*f0 with sigma = 1 bin + 2 % of the frequency
@@ -64,6 +70,8 @@ _BETA = 0.5  # weight of the inter-harmonic (half-integer) penalty
 _PRIOR = 0.2  # salience gain per octave above _FMIN: prefers the top (melody) line
 _JUMP = 2.0  # Viterbi cost per 20-cent step, in units of the salience's standard deviation
 _BAND = 15  # max f0 change per frame in grid steps (300 cents per 16 ms)
+_FLUCT_S = 0.5  # s, window of the per-bin fluctuation statistic (31 frames at 16 kHz / hop 256)
+_FLUCT_FLOOR = 0.1  # weight of a perfectly steady bin (damped, not erased)
 _SIGMA_BINS = 1.0  # mask width at the fundamental, in FFT bins
 _SIGMA_REL = 0.02  # extra mask width, as a fraction of the harmonic's frequency
 
@@ -201,14 +209,30 @@ def _viterbi_band(score: np.ndarray, jump: float, band: int) -> np.ndarray:
     return path
 
 
+def fluctuation_weight(mag: np.ndarray, win: int) -> np.ndarray:
+    """[bins, frames] local coefficient of variation (std / mean over ``win`` frames) of each bin, plus
+    _FLUCT_FLOOR: large where a partial fluctuates (a voice's), small where it is steady (a held
+    instrument note), never 0."""
+    from scipy.ndimage import uniform_filter1d
+
+    m1 = uniform_filter1d(mag, win, axis=1)
+    m2 = uniform_filter1d(mag * mag, win, axis=1)
+    cv = np.sqrt(np.maximum(m2 - m1 * m1, 0.0)) / (m1 + 1e-6 * float(mag.mean()) + 1e-12)
+    return _FLUCT_FLOOR + cv
+
+
 def track_f0(mag: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
     """Predominant (melody) f0 in Hz per frame [frames] from an STFT magnitude [n_fft//2+1, frames].
 
-    Every frame gets an f0 (no voicing decision; see the module docstring for why).
+    Every frame gets an f0 (no voicing decision; see the module docstring for why). The salience is taken
+    of the magnitude weighted by each bin's fluctuation (step 2 of the module docstring).
     """
+    mag = np.asarray(mag, dtype=np.float32)
+    win = max(3, int(round(_FLUCT_S * sr / (n_fft // _HOP_FRACTION))) | 1)
+    weighted = mag * fluctuation_weight(mag, win)
     matrix, f0s = _salience_matrix(sr, n_fft)
-    sal = np.asarray(matrix @ mag, dtype=np.float32)
-    sal /= mag.sum(axis=0, keepdims=True) + 1e-9  # loudness-independent: every frame counts the same
+    sal = np.asarray(matrix @ weighted, dtype=np.float32)
+    sal /= weighted.sum(axis=0, keepdims=True) + 1e-9  # loudness-independent: every frame counts the same
     scale = float(sal.std()) or 1.0
     return f0s[_viterbi_band(sal, _JUMP * scale, _BAND)]
 
