@@ -44,7 +44,7 @@ def test_train_compares_features_and_saves_a_checkpoint(tmp_path):
     proj = make_use_project(tmp_path / "p")
     cfg = proj.load_config()
     rep = gender.train(proj, cfg, features="timbre")
-    assert rep["features"] == "timbre" and set(rep["compare"]) == {"pitch", "timbre", "mel"}
+    assert rep["features"] == "timbre" and set(rep["compare"]) == {"pitch_cepstral", "pitch", "timbre", "mel"}
     assert not set(rep["train_singers"]) & set(rep["heldout_singers"])
     assert "unk" not in rep["train_singers"] + rep["heldout_singers"]  # unlabelled: never a class
     assert rep["unlabelled_songs"] == 6 and rep["n_songs"] == 30
@@ -57,11 +57,14 @@ def test_train_compares_features_and_saves_a_checkpoint(tmp_path):
     assert model.classes == ("f", "m") and model.meta["heldout_singers"] == rep["heldout_singers"]
 
 
-def test_pitch_features_are_the_default_and_need_prepare_columns(tmp_path):
+def test_pitch_cepstral_features_are_the_default_and_need_prepare_columns(tmp_path):
     proj = make_use_project(tmp_path / "p")
     cfg = proj.load_config()
     rep = gender.train(proj, cfg)
-    assert rep["features"] == "pitch" and rep["compare"]["pitch"]["balanced_accuracy"] == 1.0
+    assert rep["features"] == "pitch_cepstral" and rep["compare"]["pitch"]["balanced_accuracy"] == 1.0
+    assert rep["compare"]["pitch_cepstral"]["balanced_accuracy"] == 1.0
+    model = gender.load_model(proj)
+    assert len(model.coef) == 1 + 78
     assert {p["gender"] for p in gender.predict_catalog(proj)} <= {"f", "m"}
     rows = project_mod.read_csv(proj.catalog)
     for r in rows:
@@ -69,6 +72,15 @@ def test_pitch_features_are_the_default_and_need_prepare_columns(tmp_path):
     project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
     with pytest.raises(VocalError, match="vocal prepare"):
         gender.train(proj, cfg)
+
+
+def test_pitch_cepstral_weighs_the_register_like_the_whole_signature():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 1 + 78)) * rng.uniform(0.5, 3, size=79)
+    y = ["f"] * 20 + ["m"] * 20
+    plain, joined = gender.fit(x, y, 1.0, "mel"), gender.fit(x, y, 1.0, "pitch_cepstral")
+    np.testing.assert_allclose(plain.scale / joined.scale, [np.sqrt(78)] + [1.0] * 78)
+    assert np.all(gender.column_weights("pitch", 1) == 1.0)
 
 
 def test_predictions_for_unlabelled_catalog_songs(tmp_path):

@@ -85,7 +85,7 @@ def test_classify_gender_train_and_predict(proj, tmp_path, fake_models):  # noqa
     res = run(proj, "classify-gender", "train", "--json")
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
-    assert rep["features"] == "pitch" and set(rep["compare"]) == {"pitch", "timbre", "mel"}
+    assert rep["features"] == "pitch_cepstral" and set(rep["compare"]) == {"pitch_cepstral", "pitch", "timbre", "mel"}
     res = run(proj, "classify-gender", "train")
     assert res.exit_code == 0 and "balanced acc." in res.stdout
     wav = tmp_path / "q.wav"

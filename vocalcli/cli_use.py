@@ -28,6 +28,7 @@ class Gender(StrEnum):
 
 
 class GenderFeatures(StrEnum):
+    PITCH_CEPSTRAL = "pitch_cepstral"
     PITCH = "pitch"
     TIMBRE = "timbre"
     MEL = "mel"

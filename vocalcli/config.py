@@ -131,8 +131,9 @@ class TCAEConfig:
 
 @dataclass
 class GenderConfig:
-    features: str = opt("pitch", "classifier input: pitch (sung register from prepare), timbre embeddings, "
-                        "or mel statistics", choices=("pitch", "timbre", "mel"))
+    features: str = opt("pitch_cepstral", "classifier input: pitch_cepstral (sung register + cepstral "
+                        "correlation signature), pitch (register only), timbre vectors, or mel statistics",
+                        choices=("pitch_cepstral", "pitch", "timbre", "mel"))
     val_singers: float = opt(0.25, "fraction of labelled singers held out for evaluation")
     c: float = opt(1.0, "inverse L2 regularisation of the logistic regression")
 
@@ -142,7 +143,7 @@ class TimbreConfig:
     """the song's timbre vector: contrastive embedding + cepstral correlation signature (vocalcli/cepstral.py)"""
 
     encoder_weight: float = opt(1.0, "weight of the contrastive encoder's embedding")
-    cepstral_weight: float = opt(2.0, "weight of the cepstral correlation signature (robust to what MR "
+    cepstral_weight: float = opt(4.0, "weight of the cepstral correlation signature (robust to what MR "
                                       "removal leaves of the accompaniment; 0 = encoder only)")
     cepstra: int = opt(13, "cepstral coefficients whose correlations form the signature")
 

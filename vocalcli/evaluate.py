@@ -140,7 +140,7 @@ def verification_eer(x: np.ndarray, labels: Sequence) -> float:
 
 
 def loso_gender(x: np.ndarray, labels: Sequence[str], singers: Sequence[str], c: float = 1.0,
-                seed: int = 0) -> dict:
+                seed: int = 0, kind: str = "eval") -> dict:
     """Leave-one-singer-out gender predictions, pooled -> gender.binary_report (balanced accuracy ...)."""
     from vocalcli import gender
 
@@ -149,7 +149,7 @@ def loso_gender(x: np.ndarray, labels: Sequence[str], singers: Sequence[str], c:
     pred = np.empty(len(labels), dtype=object)
     for s in np.unique(singers):
         held = singers == s
-        model = gender.fit(x[~held], labels[~held], c, "eval", seed)
+        model = gender.fit(x[~held], labels[~held], c, kind, seed)
         pred[held] = model.predict(x[held])[0]
     return gender.binary_report(labels.tolist(), pred.tolist())
 
@@ -326,7 +326,7 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
         x_m = mfcc(data.ids)
         kind = cfg.gender.features
         x_g = x_t if kind == "timbre" else gender_mod.song_features(project, kind, data.ids, emb)
-        rep = loso_gender(x_g, data.labels, data.singers, cfg.gender.c, cfg.seed)
+        rep = loso_gender(x_g, data.labels, data.singers, cfg.gender.c, cfg.seed, kind)
         rep_m = loso_gender(x_m, data.labels, data.singers, cfg.gender.c, cfg.seed)
         r["gender.features"] = kind
         r["gender.balanced_accuracy"] = rep["balanced_accuracy"]
@@ -334,6 +334,9 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
         if kind != "timbre":
             r["gender.balanced_accuracy_timbre"] = loso_gender(x_t, data.labels, data.singers, cfg.gender.c,
                                                                cfg.seed)["balanced_accuracy"]
+        if kind == "pitch_cepstral":  # what each half does alone
+            r["gender.balanced_accuracy_pitch"] = loso_gender(x_g[:, :1], data.labels, data.singers, cfg.gender.c,
+                                                              cfg.seed)["balanced_accuracy"]
         for g in gender_mod.CLASSES:
             r[f"gender.recall_{g}"] = rep["recall"][g]
         r["gender.confusion"] = rep["confusion"]["matrix"]

@@ -1,5 +1,14 @@
 """Singer gender from the voice: a logistic regression on the sung register (pitch statistics from
-prepare), on timbre embeddings, or on mel statistics.
+prepare) joined with the cepstral correlation signature (default), on the register alone, on timbre
+vectors, or on mel statistics.
+
+Why register + signature: register (f0 75th percentile) is the singer-independent cue, but songs sung
+low or high overlap (corpus stems: a male song at 349 Hz, a female one at 329 Hz) and on mixtures the
+tracker sometimes follows the band. The signature (vocalcli/cepstral.py: how cepstral coefficients move
+together, i.e. formant behaviour) adds a second, mostly independent cue. The two blocks get equal weight
+after standardisation (the register column is scaled by sqrt(signature size)), so neither is tuned.
+Leave-one-singer-out balanced accuracy (5 singers, 50 songs; docs/quality.md): mixtures 0.92 -> 0.96,
+stems 1.00 -> 1.00, a second corpus of unseen songs through models of the first 0.98 -> 1.00.
 
 Gender is a property of the singer, so every split is **by singer**: a song-level split would put the
 same voice on both sides and measure recognition of that voice, not of gender. Songs whose singer has no
@@ -29,7 +38,7 @@ from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
 KIND = "gender"
 FORMAT_VERSION = 1
 CLASSES = ("f", "m")
-FEATURES = ("pitch", "timbre", "mel")
+FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
 _LABELS = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
 
 
@@ -87,14 +96,25 @@ class GenderModel:
         return [self.classes[i] for i in best], p[np.arange(len(best)), best]
 
 
+def column_weights(features: str, dim: int) -> np.ndarray:
+    """Weights of the standardised columns: for pitch_cepstral the register column counts as much as the
+    whole signature (sqrt(dim - 1)); 1 elsewhere."""
+    w = np.ones(dim)
+    if features == "pitch_cepstral" and dim > 1:
+        w[0] = np.sqrt(dim - 1)
+    return w
+
+
 def fit(x: np.ndarray, y: Sequence[str], c: float, features: str, seed: int = 0) -> GenderModel:
-    """Fit on features [N, D] and labels in CLASSES; classes are weighted to balance them."""
+    """Fit on features [N, D] and labels in CLASSES; classes are weighted to balance them. Columns are
+    standardised, then weighted by ``column_weights`` (folded into the stored scale)."""
     from sklearn.linear_model import LogisticRegression
 
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-8] = 1.0
+    scale = scale / column_weights(features, x.shape[1])
     target = np.array([CLASSES.index(v) for v in y])
     if len(set(target.tolist())) < 2:
         raise VocalError("gender training needs songs of both genders")
@@ -185,6 +205,26 @@ def pitch_features(project: project_mod.Project, ids: Sequence[str]) -> np.ndarr
     return out_arr
 
 
+def cepstral_features(project: project_mod.Project, ids: Sequence[str],
+                      progress: ProgressFn | None = None) -> np.ndarray:
+    """[N, 78] cepstral correlation signatures of the stored mels (training-free; vocalcli.cepstral)."""
+    from vocalcli.cepstral import signature
+
+    out = []
+    for sid in ids:
+        out.append(signature(np.load(project.mel_path(sid), mmap_mode="r")))
+        if progress:
+            progress(advance=1)
+    return np.stack(out) if out else np.zeros((0, 0), np.float32)
+
+
+def pitch_cepstral(pitch: np.ndarray, log_mel: np.ndarray) -> np.ndarray:
+    """One song's pitch_cepstral features [1 + 78] from its pitch features [1] and log-mel."""
+    from vocalcli.cepstral import signature
+
+    return np.concatenate([np.asarray(pitch, np.float64).ravel(), signature(log_mel)])
+
+
 def timbre_features(emb: Any, ids: Sequence[str]) -> np.ndarray:
     from vocalcli.index import normalise as l2
 
@@ -202,6 +242,8 @@ def song_features(project: project_mod.Project, kind: str, ids: Sequence[str], e
         return mel_features(project, ids, progress)
     if kind == "pitch":
         return pitch_features(project, ids)
+    if kind == "pitch_cepstral":
+        return np.hstack([pitch_features(project, ids), cepstral_features(project, ids, progress)])
     raise VocalError(f"unknown gender features {kind!r}; use one of {', '.join(FEATURES)}")
 
 
@@ -241,8 +283,9 @@ def train(project: project_mod.Project, cfg: Config, features: str | None = None
         feats["timbre"] = timbre_features(emb, data.ids)
     try:
         feats["pitch"] = pitch_features(project, data.ids)
+        feats["pitch_cepstral"] = np.hstack([feats["pitch"], cepstral_features(project, data.ids)])
     except VocalError:
-        if features == "pitch":
+        if features in ("pitch", "pitch_cepstral"):
             raise
     compare = {}
     for kind, x in feats.items():
@@ -383,10 +426,12 @@ def predict_files(project: project_mod.Project, cfg: Config, paths: Sequence[Pat
             row["warnings"] = info.get("warnings", [])
             if embedder is not None:
                 x = embedder.embed(mel)[0]
-            elif model.features == "pitch":
+            elif model.features in ("pitch", "pitch_cepstral"):
                 from vocalcli.pitch import pitch_features as feats
 
                 x = feats(info["f0_hz"], info["f0_p75_hz"])
+                if model.features == "pitch_cepstral":
+                    x = pitch_cepstral(x, mel)
             else:
                 x = mel_stats(mel)
             (lab,), prob = model.predict(x[None])
