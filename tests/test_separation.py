@@ -211,3 +211,21 @@ def test_demucs_checkpoint_loading(tmp_path: Path) -> None:
     assert list(loaded.sources) == ["drums", "bass", "other", "vocals"]
     with pytest.raises(SeparationError, match="corrupt"):
         separation._load_checkpoint(path, "00000000" if prefix != "00000000" else "11111111")
+
+
+def test_pitch_from_the_separators_track_matches_tracking_the_estimate(mixture) -> None:
+    """prepare takes the pitch statistics from the harmonic separator's own track (no second tracking
+    pass); they must agree with tracking the separated vocal, and with the sung melody's register."""
+    from vocalcli.pitch import pitch_stats, separate_with_pitch
+
+    mix, vocal = mixture
+    est, used, stats = separate_with_pitch(mix, SR, "harmonic")
+    assert used == "harmonic"
+    np.testing.assert_array_equal(est, separate(mix, SR, "harmonic")[0])
+    again = pitch_stats(est, SR)
+    truth = pitch_stats(vocal, SR)
+    for k in ("f0_hz", "f0_p75_hz"):
+        assert abs(np.log2(stats[k] / again[k])) < 1 / 12  # within a semitone
+        assert abs(np.log2(stats[k] / truth[k])) < 1 / 12
+    none = separate_with_pitch(mix, SR, "none")
+    assert none[1] == "none" and none[0] is mix

@@ -28,7 +28,7 @@ from vocalcli.config import AudioConfig, Config
 from vocalcli.errors import AudioError, ConfigError, VocalError
 from vocalcli.gender import normalise as gender_code
 
-PIPELINE_VERSION = 2  # 2: the harmonic separator weights bins by their fluctuation
+PIPELINE_VERSION = 3  # 2: fluctuation-weighted tracker; 3: pitch from the separator's own track
 """Bump when the meaning of a stored mel changes: every song is then redone on the next prepare."""
 
 FINAL = {"ok", "too_short", "silent"}
@@ -157,23 +157,15 @@ def prepare_file(job: Job) -> dict[str, Any]:
     level = audio.rms_db(y)
     if level < job.silence_db:
         return {**row, "status": "silent", "reason": f"window RMS {level:.1f} dBFS < {job.silence_db:g} dBFS"}
-    vocal, used = y, "none"
-    if job.separation != "none":
-        from vocalcli import separation
+    from vocalcli.pitch import separate_with_pitch
 
-        try:
-            vocal, used = separation.separate(y, cfg.sample_rate, job.separation)
-        except VocalError as e:
-            return {**row, "status": "separation_error", "reason": str(e)}
+    try:
+        vocal, used, pitch = separate_with_pitch(y, cfg.sample_rate, job.separation)
+    except VocalError as e:
+        return {**row, "status": "separation_error", "reason": str(e)}
     mel = audio.fit_frames(audio.log_mel(vocal, cfg), cfg.n_frames)
     project_mod.save_npy(Path(job.mel_path), mel.astype(np.float16))
-    return {**row, "separation": used, **_pitch_columns(vocal, cfg.sample_rate)}
-
-
-def _pitch_columns(vocal: np.ndarray, sr: int) -> dict[str, str]:
-    from vocalcli.pitch import pitch_stats
-
-    return {k: f"{v:.1f}" for k, v in pitch_stats(vocal, sr).items()}
+    return {**row, "separation": used, **{k: f"{v:.1f}" for k, v in pitch.items()}}
 
 
 def _init_worker() -> None:
@@ -361,14 +353,9 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
     if dec.samples.shape[1] == 0:
         raise AudioError(f"{path}: no audio samples")
     y = audio.resample(audio.to_mono(dec.samples), dec.sample_rate, a.sample_rate)
-    method = resolve_separation(separate or cfg.prepare.separate)
-    vocal, used = y, "none"
-    if method != "none":
-        from vocalcli import separation
+    from vocalcli.pitch import separate_with_pitch
 
-        vocal, used = separation.separate(y, a.sample_rate, method)
+    vocal, used, pitch = separate_with_pitch(y, a.sample_rate, resolve_separation(separate or cfg.prepare.separate))
     mel = audio.log_mel(vocal, a)
-    from vocalcli.pitch import pitch_stats
-
     return mel, {"warnings": warnings, "separation": used, "seconds": got_s, "duration_s": dec.duration_s,
-                 **pitch_stats(vocal, a.sample_rate)}
+                 **pitch}

@@ -248,14 +248,21 @@ def harmonic_mask(n_bins: int, f0: np.ndarray, sr: int, n_fft: int) -> np.ndarra
 
 def harmonic_separate(y: np.ndarray, sr: int) -> np.ndarray:
     """Built-in separator: keep the harmonics of the tracked melody f0. y: [n] -> float32 [n]."""
+    return harmonic_separate_tracked(y, sr)[0]
+
+
+def harmonic_separate_tracked(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vocal estimate float32 [n], tracked f0 in Hz [frames], the estimate's energy per frame [frames]):
+    the track comes for free here, so prepare's pitch statistics need not track again."""
     n_fft = _fft_size(sr)
     hop = n_fft // _HOP_FRACTION
     x = np.pad(y, (0, max(0, n_fft - y.size)))  # the centred STFT's reflect padding needs n > n_fft / 2
     spec = _stft(x, n_fft, hop)
     mag = np.abs(spec)
     f0 = track_f0(mag, sr, n_fft)
-    mask = harmonic_mask(spec.shape[0], f0, sr, n_fft)
-    return _istft(spec * mask, n_fft, hop, x.size)[: y.size].astype(np.float32, copy=False)
+    vocal_spec = spec * harmonic_mask(spec.shape[0], f0, sr, n_fft)
+    energy = np.square(np.abs(vocal_spec)).sum(axis=0)
+    return _istft(vocal_spec, n_fft, hop, x.size)[: y.size].astype(np.float32, copy=False), f0, energy
 
 
 # ------------------------------------------------------------------------------------------- repet
