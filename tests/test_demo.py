@@ -31,8 +31,19 @@ def test_demo_quick_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert report["index"]["songs"] == 45 and report["index"]["recall_at_10"] >= 0.99
     assert len(report["recommend"]["top"]) == 5
     assert set(report["evaluate"]) >= {"singer_id.top1", "singer_id.top1_mfcc", "melody.map", "melody.map_chroma"}
+    assert "docs/quality.md" in report["evaluate"]["caveat"]
+
     assert (root / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun reuses the songs and the prepared mels
     r = CliRunner().invoke(app, ["demo", str(root), "--quick", "--json", "-w", "1"])
     again = json.loads(r.stdout)
     assert again["synthesize"].get("reused") and again["prepare"]["processed"] == 0
+
+
+def test_demo_names_the_metrics_that_lost_to_their_baseline():
+    from vocalcli.demo import below_baseline
+
+    ev = {"singer_id.top1": 0.5, "singer_id.top1_mfcc": 0.8, "singer_id.eer": 0.3, "singer_id.eer_mfcc": 0.2,
+          "melody.map": 0.6, "melody.map_chroma": 0.4, "gender.balanced_accuracy": None,
+          "gender.balanced_accuracy_mfcc": 0.7, "index.recall_at_10": 1.0}
+    assert below_baseline(ev) == ["singer_id.top1 0.50 (baseline 0.80)", "singer_id.eer 0.30 (baseline 0.20)"]

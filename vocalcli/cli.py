@@ -258,7 +258,11 @@ def _describe(name: str, s: dict) -> str:
     if name == "recommend":
         return f"songs like {s['query']}: " + "; ".join(s["top"])
     if name == "evaluate":
-        return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items())
+        line = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()
+                         if k not in ("below_baseline", "caveat"))
+        if s.get("below_baseline"):
+            line += f"\n  below the same-run baseline here: {'; '.join(s['below_baseline'])}"
+        return line + (f"\n  note: {s['caveat']}" if s.get("caveat") else "")
     if name == "balance":
         return (f"{s['kept']} singers kept, short songs replaced {s['replaced']}, dropped {s['dropped']}; "
                 f"splits {s['splits']}")

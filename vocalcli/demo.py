@@ -175,6 +175,8 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
     keys = ("singer_id.top1", "singer_id.top1_mfcc", "singer_id.map", "singer_id.eer",
             "gender.balanced_accuracy", "melody.map", "melody.map_chroma", "index.recall_at_10")
     report["evaluate"] = {k: ev.get(k) for k in keys}
+    report["evaluate"]["below_baseline"] = below_baseline(ev)
+    report["evaluate"]["caveat"] = DEMO_CAVEAT
     note("evaluate", report["evaluate"])
 
     from vocalcli import plot
@@ -183,6 +185,25 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
     report["plot"] = {"png": str(Path(pr.path).relative_to(root)), "singers": pr.singers, "method": pr.method}
     note("plot", report["plot"])
     return report
+
+
+DEMO_CAVEAT = ("synthetic voices (fixed formant sets, seconds of training): these numbers show that every "
+               "step runs, they are not vocal's quality; real-voice numbers are in docs/quality.md")
+
+
+def below_baseline(ev: dict[str, Any]) -> list[str]:
+    """Metrics of an evaluate report that lost to their same-run baseline (EER: higher is worse)."""
+    from vocalcli.evaluate import BASELINES
+
+    out = []
+    for key, base in BASELINES.items():
+        ours, ref = ev.get(key), ev.get(base) if base else None
+        if ours is None or ref is None:
+            continue
+        worse = ours > ref if key.endswith(".eer") else ours < ref
+        if worse:
+            out.append(f"{key} {ours:.2f} (baseline {ref:.2f})")
+    return out
 
 
 def _get(d: Any, *keys: Any) -> Any:
