@@ -175,15 +175,21 @@ def labelled_songs(project: project_mod.Project, embedded: set[str] | None = Non
     return LabelledSongs(ids, singers, labels, skipped)
 
 
-def mel_features(project: project_mod.Project, ids: Sequence[str],
-                 progress: ProgressFn | None = None) -> np.ndarray:
-    """mel_stats of each song's stored mel: [N, 2 * n_mels]."""
+def _per_mel(project: project_mod.Project, ids: Sequence[str], fn: Any,
+             progress: ProgressFn | None) -> np.ndarray:
+    """[N, D]: ``fn`` of each song's stored mel (memory-mapped, one at a time)."""
     out = []
     for sid in ids:
-        out.append(mel_stats(np.load(project.mel_path(sid), mmap_mode="r")))
+        out.append(fn(np.load(project.mel_path(sid), mmap_mode="r")))
         if progress:
             progress(advance=1)
     return np.stack(out) if out else np.zeros((0, 0), np.float32)
+
+
+def mel_features(project: project_mod.Project, ids: Sequence[str],
+                 progress: ProgressFn | None = None) -> np.ndarray:
+    """mel_stats of each song's stored mel: [N, 2 * n_mels]."""
+    return _per_mel(project, ids, mel_stats, progress)
 
 
 def pitch_features(project: project_mod.Project, ids: Sequence[str]) -> np.ndarray:
@@ -210,12 +216,7 @@ def cepstral_features(project: project_mod.Project, ids: Sequence[str],
     """[N, 78] cepstral correlation signatures of the stored mels (training-free; vocalcli.cepstral)."""
     from vocalcli.cepstral import signature
 
-    out = []
-    for sid in ids:
-        out.append(signature(np.load(project.mel_path(sid), mmap_mode="r")))
-        if progress:
-            progress(advance=1)
-    return np.stack(out) if out else np.zeros((0, 0), np.float32)
+    return _per_mel(project, ids, signature, progress)
 
 
 def pitch_cepstral(pitch: np.ndarray, log_mel: np.ndarray) -> np.ndarray:
