@@ -8,8 +8,9 @@ on one core.
 
 ``harmonic`` (predominant-F0 comb mask). Measured with bench/separation.py on the shared corpus (Bach
 chorales: sung soprano line plus alto/tenor/bass on piano, organ, strings...; 30-150 s windows at 16 kHz,
-one thread): mean SI-SDRi +4.2 dB over all 50 songs (median +3.8, worst -2.0) at ~350x realtime;
-REPET-SIM on the first 10 of them: -8.8 dB at ~12x realtime (harmonic +4.4 dB, 26x faster). Steps:
+one thread): mean SI-SDRi +5.8 dB over all 50 songs (median +5.1, worst -1.2) at ~280x realtime
+(+4.2 dB at ~350x before the fluctuation weighting of step 2); REPET-SIM on the first 10 of them:
+-8.8 dB at ~12x realtime. Steps:
 
 1. STFT, 1024-point Hann (64 ms at 16 kHz: resolves harmonics of a 70 Hz voice), hop 256.
 2. Pitch salience per frame on a 20-cent grid, 70-1000 Hz: a weighted sum of the magnitude at the first
