@@ -187,8 +187,9 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
     return report
 
 
-DEMO_CAVEAT = ("synthetic voices (fixed formant sets, seconds of training): these numbers show that every "
-               "step runs, they are not vocal's quality; real-voice numbers are in docs/quality.md")
+DEMO_CAVEAT = ("synthetic voices and seconds of training: these numbers show that every step runs, they are "
+               "not vocal's quality (chroma, for one, is at its best on clean synthetic tones); real-voice "
+               "numbers are in docs/quality.md")
 
 
 def below_baseline(ev: dict[str, Any]) -> list[str]:

@@ -1,8 +1,9 @@
 """A synthetic labelled singing library: what `vocal demo` and the tests run on.
 
 Each singer is a glottal-like harmonic source (spectral tilt, vibrato rate/depth, breathiness) through
-singer-specific formants (vocal-tract length scales F1-F4: men lower, women higher), singing melodies in
-their own range. Every singer sings the same set of melodies (transposed to their range), so melody
+singer-specific formants (vocal-tract length scales F1-F4: men lower, women higher; each singer's own
+version of every vowel and speed of moving between vowels), singing melodies in their own range.
+Every singer sings the same set of melodies (transposed to their range), so melody
 retrieval across singers can be measured. The accompaniment is chords that follow the melody's harmony
 (piano-like decaying partials + a bass line), like the chorale mixtures MR removal is judged on.
 """
@@ -34,6 +35,8 @@ class Singer:
     vibrato_cents: float
     breath: float  # noise-to-harmonic ratio
     bandwidth: float  # formant bandwidth scale
+    vowel_scale: tuple = ()  # per vowel (VOWELS order), F1-F4 multipliers: this singer's own vowels
+    glide: int = 9  # control steps (5 ms) of the vowel/pitch transition: how fast this singer articulates
 
 
 def default_singers(n: int = 6, seed: int = 0) -> list[Singer]:
@@ -53,6 +56,11 @@ def default_singers(n: int = 6, seed: int = 0) -> list[Singer]:
             vibrato_cents=float(rng.uniform(20, 70)),
             breath=float(rng.uniform(0.005, 0.04)),
             bandwidth=float(rng.uniform(0.8, 1.4)),
+            # real singers differ in how they form each vowel and how fast they move between them, not
+            # only in vocal-tract length (a pure scale would make every singer's articulation alike)
+            vowel_scale=tuple(tuple(float(v) for v in rng.uniform([0.85, 0.88, 0.94, 0.96], [1.15, 1.12, 1.06, 1.04]))
+                              for _ in VOWELS),
+            glide=int(rng.integers(3, 12)) * 2 + 1,
         ))
     return out
 
@@ -140,13 +148,16 @@ def sing(singer: Singer, melody_id: int, seconds: float, sr: int, seed: int) -> 
             a[:ramp] = np.linspace(0, 1, ramp)
             a[-ramp:] = np.linspace(1, 0.3, ramp)
         env[i:j] = a
-        formants[i:j] = np.array(VOWELS[vowel_keys[rng.integers(len(vowel_keys))]]) * singer.tract
+        v = int(rng.integers(len(vowel_keys)))
+        own = np.array(singer.vowel_scale[v]) if singer.vowel_scale else 1.0
+        formants[i:j] = np.array(VOWELS[vowel_keys[v]]) * own * singer.tract
         chord_root[i:j] = _midi(singer.base_midi - 12, (step // 2) * 2 - 2)
         i = j
     # glide between notes (portamento) and vibrato
     kernel = np.hanning(9) / np.hanning(9).sum()
     f0_midi = np.convolve(f0_midi, kernel, mode="same")
-    formants = np.stack([np.convolve(formants[:, k], kernel, mode="same") for k in range(4)], axis=1)
+    art = np.hanning(singer.glide) / np.hanning(singer.glide).sum()
+    formants = np.stack([np.convolve(formants[:, k], art, mode="same") for k in range(4)], axis=1)
     t_c = np.arange(nc) / ctrl_rate
     f0_midi = f0_midi + singer.vibrato_cents / 100 * np.sin(2 * np.pi * singer.vibrato_hz * t_c)
     f0 = 440.0 * 2 ** ((f0_midi - 69) / 12)
