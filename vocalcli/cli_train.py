@@ -6,20 +6,16 @@ function, render. Heavy modules (torch) are imported inside the commands so `voc
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from vocalcli import options
+from vocalcli.config import ROLES
 from vocalcli.console import emit_json, out, progress_bar, say
-from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, WorkersOpt
+from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, WorkersOpt, choice_enum
 
-
-class Role(StrEnum):
-    POS = "pos"
-    NEG = "neg"
-    NONE = "none"
+Role = choice_enum("Role", ROLES)
 
 
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Passes over the training songs "

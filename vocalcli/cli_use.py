@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from vocalcli.config import GENDER_FEATURES
 from vocalcli.console import emit_json, out, progress_bar, say
-from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, SeparateOpt, open_project
+from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, SeparateOpt, choice_enum, open_project
 
 
 class Mode(StrEnum):
@@ -27,11 +28,7 @@ class Gender(StrEnum):
     M = "m"
 
 
-class GenderFeatures(StrEnum):
-    PITCH_CEPSTRAL = "pitch_cepstral"
-    PITCH = "pitch"
-    TIMBRE = "timbre"
-    MEL = "mel"
+GenderFeatures = choice_enum("GenderFeatures", GENDER_FEATURES)
 
 
 class ColorBy(StrEnum):

@@ -15,6 +15,13 @@ from typing import Any
 
 from vocalcli.errors import ConfigError
 
+SEPARATION_METHODS = ("auto", "demucs", "harmonic", "repet", "none")
+"""prepare.separate / --separate (vocalcli.separation)."""
+ROLES = ("pos", "neg", "none")
+"""What a contrastive transformation is: positive view, negative, or off."""
+GENDER_FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
+"""gender.features / classify-gender --features (vocalcli.gender)."""
+
 
 def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
     """A config field with its comment (units!) and, for strings, the allowed values."""
@@ -52,7 +59,7 @@ class AudioConfig:
 class PrepareConfig:
     separate: str = opt(
         "auto", "MR removal: auto (demucs if usable, else harmonic), demucs, harmonic, repet, none",
-        choices=("auto", "demucs", "harmonic", "repet", "none"),
+        choices=SEPARATION_METHODS,
     )
     workers: int = opt(0, "parallel processes; 0 = number of CPUs")
     silence_db: float = opt(-60.0, "dBFS; a window whose RMS is below this is 'silent'")
@@ -89,8 +96,8 @@ class TrainConfig:
 @dataclass
 class ContrastiveConfig:
     pitch_shift: str = opt("neg", "pitch shift as pos(itive view), neg(ative), or none",
-                           choices=("pos", "neg", "none"))
-    time_stretch: str = opt("neg", "time stretch as pos, neg, or none", choices=("pos", "neg", "none"))
+                           choices=ROLES)
+    time_stretch: str = opt("neg", "time stretch as pos, neg, or none", choices=ROLES)
     crop_s: float = opt(5.0, "seconds per random crop (313 frames at 16 kHz / hop 256)")
     semitones: float = opt(3.0, "max |pitch shift| in semitones")
     min_semitones: float = opt(1.0, "min |pitch shift| in semitones of a negative view")
@@ -133,7 +140,7 @@ class TCAEConfig:
 class GenderConfig:
     features: str = opt("pitch_cepstral", "classifier input: pitch_cepstral (sung register + cepstral "
                         "correlation signature), pitch (register only), timbre vectors, or mel statistics",
-                        choices=("pitch_cepstral", "pitch", "timbre", "mel"))
+                        choices=GENDER_FEATURES)
     val_singers: float = opt(0.25, "fraction of labelled singers held out for evaluation")
     c: float = opt(1.0, "inverse L2 regularisation of the logistic regression")
 

@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from vocalcli import project as project_mod
-from vocalcli.config import Config
+from vocalcli.config import GENDER_FEATURES, Config
 from vocalcli.console import ProgressFn
 from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
 
 KIND = "gender"
 FORMAT_VERSION = 1
 CLASSES = ("f", "m")
-FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
+FEATURES = GENDER_FEATURES
 _LABELS = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
 
 

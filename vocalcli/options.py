@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from vocalcli.config import SEPARATION_METHODS
+
 
 class Device(StrEnum):
     AUTO = "auto"
@@ -19,12 +21,12 @@ class Device(StrEnum):
     MPS = "mps"
 
 
-class Separate(StrEnum):
-    AUTO = "auto"
-    DEMUCS = "demucs"
-    HARMONIC = "harmonic"
-    REPET = "repet"
-    NONE = "none"
+def choice_enum(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """A StrEnum for Typer's choices, made from the config's tuple so the two lists cannot drift."""
+    return StrEnum(name, {v.upper(): v for v in values})
+
+
+Separate = choice_enum("Separate", SEPARATION_METHODS)
 
 
 SeparateOpt = Annotated[

@@ -50,9 +50,10 @@ from typing import Any
 import numpy as np
 
 from vocalcli.audio import resample
+from vocalcli.config import SEPARATION_METHODS
 from vocalcli.errors import VocalError
 
-METHODS = ("auto", "demucs", "harmonic", "repet", "none")
+METHODS = SEPARATION_METHODS
 """Values of ``prepare.separate`` / ``--separate``."""
 
 DEMUCS_MODEL = "htdemucs"
