@@ -175,10 +175,9 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
     for k, a in arrays.items():
         project_mod.save_npy(out / f"{k}.npy", a)
     project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], IDS_FIELDS)
-    tim, mel_ = arrays["timbre"], arrays["melody"]
     meta = {"checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(tb), "n": len(ids),
-            "timbre_dim": int(tim.shape[1]),
-            "melody_dim": int(mel_.shape[1]) if mel_.ndim == 2 else 0, "failed": failed,
+            "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
+            "failed": failed,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "catalog": project_mod.file_digest(project.catalog)}
     project_mod.write_json(out / "meta.json", meta)  # written last: marks a complete set
