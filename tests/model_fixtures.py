@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vocalcli import catalog
 from vocalcli import config as config_mod
 from vocalcli import project as project_mod
 from vocalcli.config import AudioConfig, Config
@@ -110,6 +111,6 @@ def make_project(root: Path, cfg: Config | None = None, singers: int = 4, songs:
                 split = "val" if j == songs - 1 else ("test" if j == songs - 2 and songs > 3 else "train")
                 bal.append({"song_id": sid, "singer": f"singer{i}", "split": split})
     cat.append({"song_id": "broken", "singer": "x", "status": "too_short", "reason": "2 s", "mel": ""})
-    project_mod.write_csv(proj.catalog, cat, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, cat)
     project_mod.write_csv(proj.balanced, bal, project_mod.BALANCED_FIELDS)
     return proj

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from vocalcli import catalog
 from vocalcli import project as project_mod
 from vocalcli.balance import balance, split_sizes
 from vocalcli.cli import app
@@ -72,7 +73,7 @@ def test_balance_cli(tmp_path: Path) -> None:
     project_mod.init(tmp_path)
     rows = [{**r, "source": r["song_id"], "title": "", "mel": ""} for r in
             fake_catalog({"a": (4, 1), "b": (2, 0)})]
-    project_mod.write_csv(tmp_path / "catalog.csv", rows, project_mod.CATALOG_FIELDS)
+    catalog.write(tmp_path / "catalog.csv", rows)
     r = CliRunner().invoke(app, ["balance", "-p", str(tmp_path), "-n", "3", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from test_index import SINGERS, make_use_project
 
-from vocalcli import checkpoint, gender
+from vocalcli import catalog, checkpoint, gender
 from vocalcli import project as project_mod
 from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
 
 
 def test_normalise_labels():
-    assert [gender.normalise(x) for x in ("female", "F", " Woman ", "male", "m", "man")] == list("fffmmm")
-    assert gender.normalise("") is None and gender.normalise(None) is None and gender.normalise("x") is None
+    assert [catalog.normalise_gender(x) for x in ("female", "F", " Woman ", "male", "m", "man")] == list("fffmmm")
+    assert all(catalog.normalise_gender(x) is None for x in ("", None, "x"))
 
 
 def test_binary_report_hand_values():
@@ -69,7 +69,7 @@ def test_pitch_cepstral_features_are_the_default_and_need_prepare_columns(tmp_pa
     rows = project_mod.read_csv(proj.catalog)
     for r in rows:
         r["f0_hz"] = r["f0_p75_hz"] = ""
-    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, rows)
     with pytest.raises(VocalError, match="vocal prepare"):
         gender.train(proj, cfg)
 
@@ -115,7 +115,7 @@ def test_too_few_labelled_singers(tmp_path):
     for r in rows:
         if r["singer"] == "dan":
             r["gender"] = ""
-    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, rows)
     with pytest.raises(VocalError, match="m: 1"):
         gender.train(proj, proj.load_config())
-    assert sum(1 for g in SINGERS.values() if gender.normalise(g)) == 5
+    assert sum(1 for g in SINGERS.values() if catalog.normalise_gender(g)) == 5

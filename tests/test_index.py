@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import TINY_YAML
 
-from vocalcli import cepstral, index
+from vocalcli import catalog, cepstral, index
 from vocalcli import project as project_mod
 from vocalcli.config import IndexWeights
 from vocalcli.errors import MissingArtifact, StaleArtifact
@@ -48,14 +48,14 @@ def make_use_project(root: Path, seed: int = 0) -> project_mod.Project:
     t_centres = {s: rng.normal(size=DT) + (2.0 if g.lower() in ("female", "f") else -2.0) * gender_axis
                  for s, g in SINGERS.items()}
     m_centres = rng.normal(size=(N_MELODIES, DM))
-    catalog, balanced, ids, timbre, melody = [], [], [], [], []
+    rows, balanced, ids, timbre, melody = [], [], [], [], []
     for s, g in SINGERS.items():
         tilt = (1.0 if g.lower() in ("female", "f") else -1.0) + 0.2 * rng.normal()
         for j in range(SONGS_PER_SINGER):
             song = sid(s, j)
             mel = (np.linspace(-tilt, tilt, N_MELS)[:, None] + rng.normal(size=(N_MELS, FRAMES)) - 5.0)
             project_mod.save_npy(proj.mel_path(song), mel.astype(np.float16))
-            catalog.append({"song_id": song, "singer": s, "title": f"Song {j} by {s}", "source": f"{s}/{j}.wav",
+            rows.append({"song_id": song, "singer": s, "title": f"Song {j} by {s}", "source": f"{s}/{j}.wav",
                             "duration_s": "5.0", "status": "ok", "reason": "", "mel": f"mels/{song}.npy",
                             "gender": g, "genre": "pop" if j % 2 else "jazz",
                             **_register(g.lower() in ("female", "f"), rng)})
@@ -64,9 +64,9 @@ def make_use_project(root: Path, seed: int = 0) -> project_mod.Project:
             ids.append(song)
             timbre.append(t_centres[s] + 0.5 * rng.normal(size=DT))
             melody.append(m_centres[j] + 0.3 * rng.normal(size=DM))
-    catalog.append({"song_id": "zed-short", "singer": "zed", "title": "Short", "source": "zed/s.wav",
+    rows.append({"song_id": "zed-short", "singer": "zed", "title": "Short", "source": "zed/s.wav",
                     "duration_s": "1.0", "status": "too_short", "reason": "1.0 s < 4 s"})
-    project_mod.write_csv(proj.catalog, catalog, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, rows)
     project_mod.write_csv(proj.balanced, balanced, project_mod.BALANCED_FIELDS)
     write_embeddings(proj, ids, np.array(timbre), np.array(melody))
     return proj

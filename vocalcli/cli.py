@@ -168,15 +168,13 @@ def balance(
     from rich.table import Table
 
     from vocalcli import balance as bal
+    from vocalcli import catalog
     from vocalcli import project as project_mod
     from vocalcli.console import is_quiet
-    from vocalcli.errors import MissingArtifact
 
     proj = project_mod.find(project)
     cfg = proj.load_config()
-    if not proj.catalog.exists():
-        raise MissingArtifact(f"no {proj.catalog.name} in {proj.root}; run 'vocal prepare SONGS_DIR' first")
-    result = bal.balance(project_mod.read_csv(proj.catalog), cfg.balance, cfg.seed,
+    result = bal.balance(catalog.read(proj), cfg.balance, cfg.seed,
                          songs_per_singer, holdout_singers)
     if not result.rows:
         raise VocalError(

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from vocalcli import catalog
 from vocalcli import project as project_mod
 from vocalcli.errors import MissingArtifact
 
@@ -31,11 +32,9 @@ class Song:
 
 def catalog_songs(project: project_mod.Project) -> list[Song]:
     """Every `ok` song of catalog.csv, in catalog order."""
-    if not project.catalog.exists():
-        raise MissingArtifact(f"{project.catalog} does not exist; run 'vocal prepare SONGS_DIR' first")
     songs = []
-    for r in project_mod.read_csv(project.catalog):
-        if r.get("status") == "ok" and r.get("mel"):
+    for r in catalog.ok_rows(project):
+        if r.get("mel"):
             songs.append(Song(r["song_id"], r.get("singer", ""), "", project.root / r["mel"]))
     return songs
 

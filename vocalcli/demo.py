@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vocalcli import catalog
 from vocalcli import project as project_mod
 
 Step = Callable[[str, dict[str, Any]], None]
@@ -121,7 +122,7 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
                          "separation": res.separation, "seconds": round(res.seconds, 1)}
     note("prepare", report["prepare"])
 
-    b = bal.balance(project_mod.read_csv(proj.catalog), cfg.balance, cfg.seed)
+    b = bal.balance(catalog.read(proj), cfg.balance, cfg.seed)
     project_mod.write_csv(proj.balanced, b.rows, project_mod.BALANCED_FIELDS)
     report["balance"] = {"kept": len(b.kept_singers), "dropped": [d.singer for d in b.dropped],
                          "replaced": b.replaced, "splits": b.split_counts()}
@@ -162,7 +163,7 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
 
     from vocalcli import recommend
 
-    query = songs_dir / next(r["source"] for r in project_mod.read_csv(proj.catalog) if r["status"] == "ok")
+    query = songs_dir / catalog.ok_rows(proj)[0]["source"]
     rec = recommend.recommend(proj, cfg, audio=query, k=5, device=device)
     report["recommend"] = {"query": str(query.relative_to(root)),
                            "top": [f"{i.singer}/{i.title} ({i.score:.2f})" for i in rec.items]}

@@ -244,6 +244,7 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
     The result is one flat dict with dotted keys (REQUIRED_KEYS at least; None = not measurable here,
     with the reason in ``notes``).
     """
+    from vocalcli import catalog as catalog_mod
     from vocalcli import gender as gender_mod
     from vocalcli import index as index_mod
 
@@ -251,7 +252,7 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
     row_of = {s: i for i, s in enumerate(emb.ids)}
     timbre = index_mod.normalise(emb.timbre)
     melody = index_mod.normalise(emb.melody)
-    catalog = gender_mod.catalog_ok(project)
+    catalog = catalog_mod.ok_rows(project)
     cat = {r["song_id"]: r for r in catalog}
     if not project.balanced.is_file():
         raise MissingArtifact(f"no {project.balanced.name}; run 'vocal balance'")

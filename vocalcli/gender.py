@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from vocalcli import catalog
 from vocalcli import project as project_mod
 from vocalcli.config import GENDER_FEATURES, Config
 from vocalcli.console import ProgressFn
@@ -37,14 +38,8 @@ from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
 
 KIND = "gender"
 FORMAT_VERSION = 1
-CLASSES = ("f", "m")
+CLASSES = catalog.GENDERS
 FEATURES = GENDER_FEATURES
-_LABELS = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
-
-
-def normalise(label: str | None) -> str | None:
-    """'female'/'F'/'woman' -> 'f', 'male'/'M'/'man' -> 'm', anything else (empty, other) -> None."""
-    return _LABELS.get((label or "").strip().lower())
 
 
 def mel_stats(log_mel: np.ndarray) -> np.ndarray:
@@ -153,19 +148,13 @@ class LabelledSongs:
     unlabelled: int  # ok songs left out because their singer has no usable label
 
 
-def catalog_ok(project: project_mod.Project) -> list[dict[str, str]]:
-    if not project.catalog.is_file():
-        raise MissingArtifact(f"no catalog in {project.root}; run 'vocal prepare SONGS_DIR'")
-    return [r for r in project_mod.read_csv(project.catalog) if r.get("status") == "ok"]
-
-
 def labelled_songs(project: project_mod.Project, embedded: set[str] | None = None) -> LabelledSongs:
     """Every ok (and, if given, embedded) catalog song whose singer has a female/male label."""
     ids, singers, labels, skipped = [], [], [], 0
-    for r in catalog_ok(project):
+    for r in catalog.ok_rows(project):
         if embedded is not None and r["song_id"] not in embedded:
             continue
-        g = normalise(r.get("gender"))
+        g = catalog.normalise_gender(r.get("gender"))
         if g is None:
             skipped += 1
             continue
@@ -196,7 +185,7 @@ def pitch_features(project: project_mod.Project, ids: Sequence[str]) -> np.ndarr
     """[N, 1] log2 pitch statistic from catalog.csv (written by prepare); see vocalcli.pitch."""
     from vocalcli.pitch import pitch_features as feats
 
-    rows = {r["song_id"]: r for r in catalog_ok(project)}
+    rows = {r["song_id"]: r for r in catalog.ok_rows(project)}
     out = []
     for sid in ids:
         r = rows.get(sid, {})
@@ -369,7 +358,7 @@ def predict_catalog(project: project_mod.Project, ids: Sequence[str] | None = No
     from vocalcli.index import load_embeddings
 
     model = model or load_model(project)
-    rows = [r for r in catalog_ok(project) if normalise(r.get("gender")) is None]
+    rows = [r for r in catalog.ok_rows(project) if catalog.normalise_gender(r.get("gender")) is None]
     if ids is not None:
         wanted = set(ids)
         rows = [r for r in rows if r["song_id"] in wanted]
@@ -390,11 +379,11 @@ def song_genders(project: project_mod.Project, ids: Sequence[str], emb: Any = No
 
     Catalog labels win; unlabelled songs get the classifier's prediction when a classifier exists.
     """
-    rows = {r["song_id"]: r for r in catalog_ok(project)}
+    rows = {r["song_id"]: r for r in catalog.ok_rows(project)}
     out: dict[str, tuple[str, str]] = {}
     missing = []
     for sid in ids:
-        g = normalise(rows.get(sid, {}).get("gender"))
+        g = catalog.normalise_gender(rows.get(sid, {}).get("gender"))
         if g:
             out[sid] = (g, "catalog")
         elif sid in rows:

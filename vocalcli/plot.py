@@ -57,7 +57,7 @@ def plot_map(project: project_mod.Project, cfg: Config, out: Path, singers: Sequ
              color: str = "singer", embedding: str = "timbre", method: str = "tsne",
              width: int = 1000, height: int = 800) -> PlotResult:
     """Write the map of the chosen singers' songs (default: the DEFAULT_SINGERS with the most songs)."""
-    from vocalcli import gender as gender_mod
+    from vocalcli import catalog
     from vocalcli.index import load_embeddings, normalise
 
     if color not in COLORS:
@@ -70,7 +70,7 @@ def plot_map(project: project_mod.Project, cfg: Config, out: Path, singers: Sequ
         raise VocalError("--width and --height must be at least 100 pixels")
     emb = load_embeddings(project)
     row_of = {s: i for i, s in enumerate(emb.ids)}
-    rows = [r for r in gender_mod.catalog_ok(project) if r["song_id"] in row_of]
+    rows = [r for r in catalog.ok_rows(project) if r["song_id"] in row_of]
     counts = Counter(r["singer"] for r in rows)
     if singers:
         unknown = [s for s in singers if s not in counts]
@@ -89,8 +89,7 @@ def plot_map(project: project_mod.Project, cfg: Config, out: Path, singers: Sequ
     if color == "singer":
         groups = [r["singer"] for r in rows]
     elif color == "gender":
-        labels = {"f": "female", "m": "male"}
-        groups = [labels.get(gender_mod.normalise(r.get("gender")) or "", "unlabelled") for r in rows]
+        groups = [catalog.gender_word(r.get("gender")) or "unlabelled" for r in rows]
     else:
         groups = [r.get("genre") or "unknown" for r in rows]
     _draw(xy, groups, out, width, height,

@@ -22,20 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from vocalcli import catalog
 from vocalcli import project as project_mod
 from vocalcli.audio import AUDIO_EXTENSIONS
 from vocalcli.config import AudioConfig, Config
 from vocalcli.errors import AudioError, ConfigError, VocalError
-from vocalcli.gender import normalise as gender_code
 
 PIPELINE_VERSION = 3  # 2: fluctuation-weighted tracker; 3: pitch from the separator's own track
 """Bump when the meaning of a stored mel changes: every song is then redone on the next prepare."""
 
 FINAL = {"ok", "too_short", "silent"}
 """Statuses that are a property of the file itself; anything else is a failure (exit code 1)."""
-
-_GENDER_WORDS = {"f": "female", "m": "male"}
-"""catalog.csv spells the gender codes of vocalcli.gender.normalise out."""
 
 
 @dataclass(frozen=True)
@@ -78,21 +75,6 @@ def discover(songs_dir: Path) -> list[SongFile]:
                 rel = f.relative_to(songs_dir).as_posix()
                 out.append(SongFile(singer_dir.name, rel, str(f.resolve())))
     return out
-
-
-def read_singers_meta(path: Path | None) -> dict[str, dict[str, str]]:
-    """singers.csv (singer, gender[, genre]) -> {singer: {'gender': 'female'|'male'|..., 'genre': ...}}."""
-    if path is None or not Path(path).is_file():
-        return {}
-    rows = project_mod.read_csv(Path(path))
-    if rows and ("singer" not in rows[0] or "gender" not in rows[0]):
-        raise VocalError(f"{path}: needs columns singer,gender[,genre]; found {', '.join(rows[0])}")
-    meta = {}
-    for r in rows:
-        g = (r.get("gender") or "").strip().lower()
-        meta[r["singer"].strip()] = {"gender": _GENDER_WORDS.get(gender_code(g) or "", g),
-                                     "genre": (r.get("genre") or "").strip()}
-    return meta
 
 
 def settings_hash(cfg: AudioConfig, separation: str, silence_db: float) -> str:
@@ -242,7 +224,7 @@ def prepare_files(
     songs_dir = Path(songs_dir).resolve()
     if meta_path is None and (songs_dir / "singers.csv").is_file():
         meta_path = songs_dir / "singers.csv"
-    meta = read_singers_meta(meta_path)
+    meta = catalog.read_singers(meta_path)
     method = resolve_separation(cfg.prepare.separate)
     settings = settings_hash(cfg.audio, method, cfg.prepare.silence_db)
     songs = [s for s in discover(songs_dir) if in_shard(s.song_id, shard)]
@@ -270,7 +252,7 @@ def prepare_files(
 
     def flush() -> None:
         ordered = [rows[s.song_id] for s in songs if s.song_id in rows]
-        project_mod.write_csv(catalog_path, ordered, project_mod.CATALOG_FIELDS)
+        catalog.write(catalog_path, ordered)
 
     jobs = [Job(s, str(proj.mel_path(s.song_id)), cfg.audio, method, cfg.prepare.silence_db)
             for s, _ in todo]
@@ -322,7 +304,7 @@ def merge_shards(proj: project_mod.Project) -> list[dict[str, str]]:
     for f in shard_files:
         merged.update({r["song_id"]: r for r in project_mod.read_csv(f)})
     rows = sorted(merged.values(), key=lambda r: (r["singer"], r["source"]))
-    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, rows)
     return rows
 
 

@@ -23,13 +23,6 @@ from vocalcli.errors import ProjectNotFound
 
 CONFIG_NAME = "vocal.yaml"
 
-CATALOG_FIELDS = [
-    "song_id", "singer", "title", "source", "duration_s", "status", "reason", "mel",
-    "gender", "genre", "separation", "f0_hz", "f0_p75_hz", "size", "mtime_ns", "settings",
-]
-"""catalog.csv columns; size + mtime_ns detect a changed source, settings = hash of what shaped the mel;
-f0_hz / f0_p75_hz = the sung register (vocalcli.pitch), for gender."""
-
 BALANCED_FIELDS = ["song_id", "singer", "split"]
 
 

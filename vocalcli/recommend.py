@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from vocalcli import catalog as catalog_mod
 from vocalcli import project as project_mod
 from vocalcli.config import Config
 from vocalcli.console import ProgressFn
@@ -99,12 +100,6 @@ def rank_rows(index: SongIndex, q_t: np.ndarray, q_m: np.ndarray, mix: tuple[flo
     return [(int(r[i]), float(score[i]), float(ct[i]), float(cm[i])) for i in order]
 
 
-def _catalog(project: project_mod.Project) -> dict[str, dict[str, str]]:
-    if not project.catalog.is_file():
-        return {}
-    return {r["song_id"]: r for r in project_mod.read_csv(project.catalog)}
-
-
 def embed_file(project: project_mod.Project, cfg: Config, path: Path, index: SongIndex,
                separate: str | None = None, device: str = "auto") -> tuple[np.ndarray, np.ndarray, dict]:
     """An audio file -> (timbre, melody, prepare info), refusing models other than the index's."""
@@ -148,12 +143,12 @@ def recommend(
         raise VocalError("give exactly one query: an audio file, --song-id ID or --singer NAME")
     if k < 1:
         raise VocalError("-k must be at least 1")
-    if gender is not None and gender_mod.normalise(gender) is None:
+    if gender is not None and catalog_mod.normalise_gender(gender) is None:
         raise VocalError(f"--gender must be f or m, got {gender!r}")
-    gender = gender_mod.normalise(gender) if gender else None
+    gender = catalog_mod.normalise_gender(gender) if gender else None
     index = load_index(project, cfg)
     mix = mode_mix(mode, index.weights)
-    catalog = _catalog(project)
+    catalog = catalog_mod.by_id(project)
     warnings: list[str] = []
     exclude_rows: set[int] = set()
     query_singer: str | None = None

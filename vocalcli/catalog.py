@@ -1,0 +1,72 @@
+"""catalog.csv: one row per song file that `vocal prepare` saw, and the singers' gender labels.
+
+Every stage after prepare reads the catalog through here, so its columns, which rows count ("ok") and
+how a gender label is spelled have one definition. Light on purpose (csv only): the CLI and every
+library module may import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vocalcli import project as project_mod
+from vocalcli.errors import MissingArtifact, VocalError
+
+FIELDS = [
+    "song_id", "singer", "title", "source", "duration_s", "status", "reason", "mel",
+    "gender", "genre", "separation", "f0_hz", "f0_p75_hz", "size", "mtime_ns", "settings",
+]
+"""catalog.csv columns; size + mtime_ns detect a changed source, settings = hash of what shaped the mel;
+f0_hz / f0_p75_hz = the sung register (vocalcli.pitch), for gender."""
+
+GENDERS = ("f", "m")
+"""The gender codes: the classes of vocalcli.gender and the values of --gender."""
+GENDER_WORDS = {"f": "female", "m": "male"}
+"""How catalog.csv spells the codes out."""
+_GENDER_ALIASES = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
+
+
+def normalise_gender(label: str | None) -> str | None:
+    """'female'/'F'/'woman' -> 'f', 'male'/'M'/'man' -> 'm', anything else (empty, other) -> None."""
+    return _GENDER_ALIASES.get((label or "").strip().lower())
+
+
+def gender_word(label: str | None) -> str | None:
+    """A label as catalog.csv writes it ('female' / 'male'), or None when it is neither."""
+    return GENDER_WORDS.get(normalise_gender(label) or "")
+
+
+def read_singers(path: Path | None) -> dict[str, dict[str, str]]:
+    """singers.csv (singer, gender[, genre]) -> {singer: {'gender': 'female'|'male'|<as written>, 'genre'}}."""
+    if path is None or not Path(path).is_file():
+        return {}
+    rows = project_mod.read_csv(Path(path))
+    if rows and ("singer" not in rows[0] or "gender" not in rows[0]):
+        raise VocalError(f"{path}: needs columns singer,gender[,genre]; found {', '.join(rows[0])}")
+    meta = {}
+    for r in rows:
+        g = (r.get("gender") or "").strip().lower()
+        meta[r["singer"].strip()] = {"gender": gender_word(g) or g, "genre": (r.get("genre") or "").strip()}
+    return meta
+
+
+def read(project: project_mod.Project) -> list[dict[str, str]]:
+    """Every row, in catalog order; MissingArtifact (naming 'vocal prepare') when there is no catalog."""
+    if not project.catalog.is_file():
+        raise MissingArtifact(f"no {project.catalog.name} in {project.root}; run 'vocal prepare SONGS_DIR' first")
+    return project_mod.read_csv(project.catalog)
+
+
+def ok_rows(project: project_mod.Project) -> list[dict[str, str]]:
+    """The rows whose song was prepared (status 'ok'): the songs every later stage works on."""
+    return [r for r in read(project) if r.get("status") == "ok"]
+
+
+def by_id(project: project_mod.Project) -> dict[str, dict[str, str]]:
+    """{song_id: row} of every row (any status); empty when there is no catalog yet."""
+    return {r["song_id"]: r for r in read(project)} if project.catalog.is_file() else {}
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    """catalog.csv (or a shard's) atomically, in FIELDS order."""
+    project_mod.write_csv(path, rows, FIELDS)
