@@ -3,12 +3,10 @@ touches, and how it joins the contrastive embedding into the song's timbre vecto
 
 Why: on mixtures, what `harmonic` MR removal leaves of the band is a fairly *stationary* colouring of the
 log-mel (the same organ or strings all song long). It shifts and scales each cepstral coefficient, so it
-dominates means and variances (MFCC mean+std, and the contrastive embedding, match songs by their
-accompaniment instrument: every one of the 14 leave-one-out singer-ID errors on the shared corpus did).
-How the coefficients move *together* over the song (Pearson correlation: invariant to each coefficient's
-offset and scale) follows the voice's formant movements. Shared corpus, 50 songs, 1-NN leave-one-out
-singer-ID on mixtures: contrastive embedding 0.78, MFCC mean+std 0.66, this signature 0.96; a second
-corpus of unseen songs 0.84 / 0.81 / 1.00; on stems all 1.00 (docs/quality.md).
+dominates means and variances (MFCC mean+std, and the contrastive embedding, learn to match songs by
+their accompaniment instrument). How the coefficients move *together* over the song (Pearson
+correlation: invariant to each coefficient's offset and scale) follows the voice's formant movements.
+What this buys on the corpora is in docs/quality.md.
 """
 
 from __future__ import annotations

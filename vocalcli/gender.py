@@ -3,12 +3,11 @@ prepare) joined with the cepstral correlation signature (default), on the regist
 vectors, or on mel statistics.
 
 Why register + signature: register (f0 75th percentile) is the singer-independent cue, but songs sung
-low or high overlap (corpus stems: a male song at 349 Hz, a female one at 329 Hz) and on mixtures the
-tracker sometimes follows the band. The signature (vocalcli/cepstral.py: how cepstral coefficients move
-together, i.e. formant behaviour) adds a second, mostly independent cue. The two blocks get equal weight
-after standardisation (the register column is scaled by sqrt(signature size)), so neither is tuned.
-Leave-one-singer-out balanced accuracy (5 singers, 50 songs; docs/quality.md): mixtures 0.93 -> 0.96,
-stems 1.00 -> 1.00, a second corpus of unseen songs through models of the first 0.98 -> 1.00.
+low or high overlap and on mixtures the tracker sometimes follows the band. The signature
+(vocalcli/cepstral.py: how cepstral coefficients move together, i.e. formant behaviour) adds a second,
+mostly independent cue. The two blocks get equal weight after standardisation (the register column is
+scaled by sqrt(signature size)), so neither is tuned. What each feature kind measures is in
+docs/quality.md.
 
 Gender is a property of the singer, so every split is **by singer**: a song-level split would put the
 same voice on both sides and measure recognition of that voice, not of gender. Songs whose singer has no

@@ -2,10 +2,9 @@
 
 Why: register is the most singer-independent cue to gender (men and women sing about an octave apart),
 while a timbre embedding or MFCCs learned from a handful of singers do not generalise to unseen ones
-(corpus, leave-one-singer-out: MFCC 0.71, timbre embedding 0.18-0.42, the 75th f0 percentile 1.00
-balanced accuracy on stems). Uses the harmonic separator's predominant-F0 tracker: with `harmonic`
-MR removal its own track of the whole window (free), otherwise a fresh track of a few excerpts spread
-over the window (~0.07-0.09 s per song).
+(docs/quality.md). Uses the predominant-F0 tracker of vocalcli/f0.py: with `harmonic` MR removal the
+separator's own track of the whole window (free), otherwise a fresh track of a few excerpts spread over
+the window.
 """
 
 from __future__ import annotations
@@ -26,19 +25,19 @@ def pitch_stats(y: np.ndarray, sr: int) -> dict[str, float]:
     The upper percentile is robust to the tracker's octave-down errors on mixtures (it has no voicing
     decision, so quiet or accompaniment-dominated frames can fall on a lower line).
     """
-    from vocalcli import separation as sep
+    from vocalcli import f0 as f0_mod
 
-    n_fft = sep._fft_size(sr)
-    hop = n_fft // sep._HOP_FRACTION
+    n_fft = f0_mod.fft_size(sr)
+    hop = n_fft // f0_mod.HOP_FRACTION
     seg = int(_EXCERPT_S * sr)
     if y.size < 2 * n_fft:
         return {k: float("nan") for k in PITCH_FIELDS}
     if y.size > _EXCERPTS * seg:
         starts = np.linspace(0, y.size - seg, _EXCERPTS).astype(int)
-        mag = np.concatenate([np.abs(sep._stft(y[s:s + seg], n_fft, hop)) for s in starts], axis=1)
+        mag = np.concatenate([np.abs(f0_mod.stft(y[s:s + seg], n_fft, hop)) for s in starts], axis=1)
     else:
-        mag = np.abs(sep._stft(y, n_fft, hop))
-    return stats_from_track(sep.track_f0(mag, sr, n_fft), np.square(mag).sum(axis=0))
+        mag = np.abs(f0_mod.stft(y, n_fft, hop))
+    return stats_from_track(f0_mod.track_f0(mag, sr, n_fft), np.square(mag).sum(axis=0))
 
 
 def stats_from_track(f0: np.ndarray, energy: np.ndarray) -> dict[str, float]:
@@ -55,13 +54,14 @@ def separate_with_pitch(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray
 
     With ``harmonic`` separation the statistics come from the separator's own track over the whole
     window (the louder half of the vocal estimate's frames), which costs nothing extra; otherwise the
-    estimate is tracked on excerpts (``pitch_stats``, ~0.07-0.09 s per song).
+    estimate is tracked on excerpts (``pitch_stats``).
     """
     from vocalcli import separation as sep
+    from vocalcli.f0 import fft_size
 
     if method == "none":
         return y, "none", pitch_stats(y, sr)
-    if method == "harmonic" and y.size >= 2 * sep._fft_size(sr):
+    if method == "harmonic" and y.size >= 2 * fft_size(sr):
         vocal, f0, energy = sep.harmonic_separate_tracked(np.asarray(y, dtype=np.float32), sr)
         return vocal, "harmonic", stats_from_track(f0, energy)
     vocal, used = sep.separate(y, sr, method)
@@ -72,7 +72,6 @@ def pitch_features(f0_hz: float, f0_p75_hz: float) -> np.ndarray:
     """[1] float: log2 of the 75th percentile (octaves are what separates registers).
 
     The median is left out: on mixtures the tracker falls on accompaniment lines often enough to pull
-    it down an octave (corpus, leave-one-singer-out: median + p75 0.56, p75 alone 0.75 on mixtures;
-    0.975 either way on stems).
+    it down an octave (docs/quality.md has what each choice measured).
     """
     return np.log2(np.array([f0_p75_hz], dtype=np.float64))

@@ -6,38 +6,21 @@ So ``auto`` uses Demucs when it is importable *and* its weights are already cach
 built-in ``harmonic`` separator, which needs nothing but numpy/scipy/torch and runs at >100x realtime
 on one core.
 
-``harmonic`` (predominant-F0 comb mask). Measured with bench/separation.py on the shared corpus (Bach
-chorales: sung soprano line plus alto/tenor/bass on piano, organ, strings...; 30-150 s windows at 16 kHz,
-one thread): mean SI-SDRi +5.8 dB over all 50 songs (median +5.1, worst -1.2) at ~280x realtime
-(+4.2 dB at ~350x before the fluctuation weighting of step 2); REPET-SIM on the first 10 of them:
--8.8 dB at ~12x realtime. Steps:
+``harmonic`` (predominant-F0 comb mask):
 
-1. STFT, 1024-point Hann (64 ms at 16 kHz: resolves harmonics of a 70 Hz voice), hop 256.
-2. Pitch salience per frame on a 20-cent grid, 70-1000 Hz: a weighted sum of the magnitude at the first
-   12 harmonics (weights 0.85^(h-1)) *minus* half that at the midpoints between harmonics, which punishes
-   the half-pitch candidate that plain subharmonic summation favours. Frames are normalised by their
-   total magnitude, and a mild prior (+20 % per octave above 70 Hz) prefers the higher line: the sung
-   melody is the top voice of the texture, and without the prior the tracker locks on 1/3-1/4 of a
-   female f0 (mean SI-SDRi 3.3 dB -> 4.7 dB on 12 songs). Before the salience each bin is weighted by
-   how much it fluctuates over ~0.5 s (local std / mean, + 0.1): a voice's partials move with pitch
-   drift, vibrato and syllables, a held instrument note's do not. Corpus, 50 mixtures, raw pitch
-   accuracy of the track: 0.78 -> 0.90 (slt, a near-sinusoidal female voice over a 25 dB louder bass:
-   0.30 -> 0.78; no singer lower by more than 0.002); 1.24x the time. The corpus's accompaniment is
-   MIDI-rendered and perfectly steady, the cue's best case; on recorded bands with vibrato it will gain
-   less.
-3. Viterbi through the salience with a pitch-jump cost (a band of +-15 steps = +-300 cents per frame),
-   so the track follows legato glides but not the accompaniment's notes.
-4. Soft comb mask: a Gaussian around each harmonic k*f0 with sigma = 1 bin + 2 % of the frequency
+1. Track the melody f0 per frame (vocalcli/f0.py: STFT, harmonic salience weighted by each bin's
+   fluctuation, banded Viterbi).
+2. Soft comb mask: a Gaussian around each harmonic k*f0 with sigma = 1 bin + 2 % of the frequency
    (harmonic partials of a sung note drift with vibrato and glides more at higher k). iSTFT.
 
-Tried and dropped (measured, mean SI-SDRi over 12 corpus songs): a voicing threshold on the salience
-(-1 to -2.5 dB: the voice is almost always singing and false "unvoiced" frames cost more than they
-save), spectral whitening before the salience (-2 dB), a Wiener refinement against a time-smoothed
-accompaniment estimate (-0.3 dB), a 2048-point STFT (+0.1 dB at 3x the cost).
+Tried and dropped: a voicing threshold on the salience, spectral whitening before the salience, a
+Wiener refinement against a time-smoothed accompaniment estimate, a 2048-point STFT. Speed and SI-SDR
+improvement of each backend, and what the dropped ideas measured, are in docs/quality.md
+(bench/separation.py measures them).
 
 ``repet`` is the librosa "vocal separation" recipe (REPET-SIM: nearest-neighbour median filter over
 frames + soft masks), kept for comparison and as an option; it is slow (O(frames^2)) and on sustained
-chorale accompaniment it removes as much voice as band (it is worse than the mixture).
+accompaniment it removes as much voice as band.
 """
 
 from __future__ import annotations
@@ -49,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from vocalcli import f0 as f0_mod
 from vocalcli.audio import resample
 from vocalcli.config import SEPARATION_METHODS
 from vocalcli.errors import VocalError
@@ -61,19 +45,6 @@ DEMUCS_SIG = "955717e8"  # the single model of the htdemucs bag (demucs/remote/h
 DEMUCS_TORCH_HUB_FILE = "955717e8-8726e21a.th"  # name in <torch hub dir>/checkpoints; sha256 prefix 8726e21a
 DEMUCS_HF_REPO = "adefossez/HTDemucs"  # where demucs>=4.1 downloads safetensors weights from
 
-# harmonic backend: analysis at 16 kHz; other rates scale the FFT to the same duration
-_FRAME_S = 0.064  # s, STFT window (1024 samples at 16 kHz)
-_HOP_FRACTION = 4  # hop = n_fft / 4 (16 ms at 16 kHz)
-_FMIN, _FMAX = 70.0, 1000.0  # Hz, range of the sung f0 searched
-_CENTS = 20  # resolution of the f0 grid
-_HARMONICS = 12  # harmonics summed into the salience
-_ALPHA = 0.85  # weight decay per harmonic
-_BETA = 0.5  # weight of the inter-harmonic (half-integer) penalty
-_PRIOR = 0.2  # salience gain per octave above _FMIN: prefers the top (melody) line
-_JUMP = 2.0  # Viterbi cost per 20-cent step, in units of the salience's standard deviation
-_BAND = 15  # max f0 change per frame in grid steps (300 cents per 16 ms)
-_FLUCT_S = 0.5  # s, window of the per-bin fluctuation statistic (31 frames at 16 kHz / hop 256)
-_FLUCT_FLOOR = 0.1  # weight of a perfectly steady bin (damped, not erased)
 _SIGMA_BINS = 1.0  # mask width at the fundamental, in FFT bins
 _SIGMA_REL = 0.02  # extra mask width, as a fraction of the harmonic's frequency
 
@@ -134,109 +105,11 @@ def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------- harmonic
 
 
-def _stft(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
-    return torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True,
-                      return_complex=True).numpy()
-
-
 def _istft(spec: np.ndarray, n_fft: int, hop: int, n: int) -> np.ndarray:
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(spec, dtype=np.complex64))
     return torch.istft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True, length=n).numpy()
-
-
-def _fft_size(sr: int) -> int:
-    """Power of two nearest to _FRAME_S seconds (1024 at 16 kHz)."""
-    return int(2 ** round(np.log2(_FRAME_S * sr)))
-
-
-@lru_cache(maxsize=4)
-def _salience_matrix(sr: int, n_fft: int) -> tuple[Any, np.ndarray]:
-    """Sparse [n_f0, n_bins] matrix mapping a magnitude frame to pitch salience, and the f0 grid in Hz.
-
-    Row i adds alpha^(h-1) * |X| at h*f0_i and subtracts beta * alpha^(h-1) * |X| at (h-1/2)*f0_i,
-    linearly interpolated between bins; the prior (1 + _PRIOR * octaves above _FMIN) is folded in.
-    """
-    import scipy.sparse as sp
-
-    n_bins = n_fft // 2 + 1
-    bin_hz = sr / n_fft
-    n_f0 = int(1200 * np.log2(_FMAX / _FMIN) / _CENTS) + 1
-    f0s = _FMIN * 2.0 ** (np.arange(n_f0) * _CENTS / 1200)
-    h = np.arange(1, _HARMONICS + 1, dtype=np.float64)
-    mult = np.concatenate([h, h[1:] - 0.5])  # harmonics, then midpoints from 1.5 up
-    weight = np.concatenate([_ALPHA ** (h - 1), -_BETA * _ALPHA ** (h[1:] - 1)])
-    pos = f0s[:, None] * mult[None, :] / bin_hz  # [n_f0, n_terms] fractional bins
-    w = np.broadcast_to(weight, pos.shape) * (1 + _PRIOR * np.log2(f0s / _FMIN))[:, None]
-    keep = pos < n_bins - 1
-    rows = np.broadcast_to(np.arange(n_f0)[:, None], pos.shape)[keep]
-    pos, w = pos[keep], w[keep]
-    lo = np.floor(pos).astype(np.int64)
-    frac = pos - lo
-    matrix = sp.csr_matrix(
-        (np.concatenate([w * (1 - frac), w * frac]), (np.concatenate([rows, rows]),
-                                                       np.concatenate([lo, lo + 1]))),
-        shape=(n_f0, n_bins), dtype=np.float32,
-    )
-    return matrix, f0s
-
-
-def _viterbi_band(score: np.ndarray, jump: float, band: int) -> np.ndarray:
-    """Best path through ``score`` [states, frames] (higher = better) with a cost of ``jump`` per state
-    of change between frames and at most ``band`` states per frame. Returns state indices [frames].
-
-    Banded, so O(frames * states * band) in numpy: ~0.1 s for 2 minutes of 16 ms frames.
-    """
-    n_states, n_frames = score.shape
-    offsets = np.arange(-band, band + 1)
-    penalty = jump * np.abs(offsets).astype(score.dtype)
-    rows = np.arange(n_states)
-    back = np.zeros((n_frames, n_states), dtype=np.int8)
-    delta = score[:, 0].copy()
-    pad = np.full(n_states + 2 * band, -np.inf, dtype=score.dtype)
-    for t in range(1, n_frames):
-        pad[band:band + n_states] = delta
-        cand = np.lib.stride_tricks.sliding_window_view(pad, 2 * band + 1) - penalty
-        best = cand.argmax(axis=1)
-        delta = cand[rows, best] + score[:, t]
-        back[t] = best - band
-    path = np.empty(n_frames, dtype=np.int64)
-    path[-1] = int(delta.argmax())
-    for t in range(n_frames - 1, 0, -1):
-        path[t - 1] = path[t] + back[t, path[t]]
-    return path
-
-
-def fluctuation_weight(mag: np.ndarray, win: int) -> np.ndarray:
-    """[bins, frames] local coefficient of variation (std / mean over ``win`` frames) of each bin, plus
-    _FLUCT_FLOOR: large where a partial fluctuates (a voice's), small where it is steady (a held
-    instrument note), never 0."""
-    from scipy.ndimage import uniform_filter1d
-
-    m1 = uniform_filter1d(mag, win, axis=1)
-    m2 = uniform_filter1d(mag * mag, win, axis=1)
-    cv = np.sqrt(np.maximum(m2 - m1 * m1, 0.0)) / (m1 + 1e-6 * float(mag.mean()) + 1e-12)
-    return _FLUCT_FLOOR + cv
-
-
-def track_f0(mag: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
-    """Predominant (melody) f0 in Hz per frame [frames] from an STFT magnitude [n_fft//2+1, frames].
-
-    Every frame gets an f0 (no voicing decision; see the module docstring for why). The salience is taken
-    of the magnitude weighted by each bin's fluctuation (step 2 of the module docstring).
-    """
-    mag = np.asarray(mag, dtype=np.float32)
-    win = max(3, int(round(_FLUCT_S * sr / (n_fft // _HOP_FRACTION))) | 1)
-    weighted = mag * fluctuation_weight(mag, win)
-    matrix, f0s = _salience_matrix(sr, n_fft)
-    sal = np.asarray(matrix @ weighted, dtype=np.float32)
-    sal /= weighted.sum(axis=0, keepdims=True) + 1e-9  # loudness-independent: every frame counts the same
-    scale = float(sal.std()) or 1.0
-    return f0s[_viterbi_band(sal, _JUMP * scale, _BAND)]
 
 
 def harmonic_mask(n_bins: int, f0: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
@@ -256,12 +129,12 @@ def harmonic_separate(y: np.ndarray, sr: int) -> np.ndarray:
 def harmonic_separate_tracked(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(vocal estimate float32 [n], tracked f0 in Hz [frames], the estimate's energy per frame [frames]):
     the track comes for free here, so prepare's pitch statistics need not track again."""
-    n_fft = _fft_size(sr)
-    hop = n_fft // _HOP_FRACTION
+    n_fft = f0_mod.fft_size(sr)
+    hop = n_fft // f0_mod.HOP_FRACTION
     x = np.pad(y, (0, max(0, n_fft - y.size)))  # the centred STFT's reflect padding needs n > n_fft / 2
-    spec = _stft(x, n_fft, hop)
+    spec = f0_mod.stft(x, n_fft, hop)
     mag = np.abs(spec)
-    f0 = track_f0(mag, sr, n_fft)
+    f0 = f0_mod.track_f0(mag, sr, n_fft)
     vocal_spec = spec * harmonic_mask(spec.shape[0], f0, sr, n_fft)
     energy = np.square(np.abs(vocal_spec)).sum(axis=0)
     return _istft(vocal_spec, n_fft, hop, x.size)[: y.size].astype(np.float32, copy=False), f0, energy
