@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vocalcli import checkpoint, losses
-from vocalcli.config import AudioConfig
+from vocalcli.config import AudioConfig, ContrastiveConfig, TCAEConfig
 from vocalcli.errors import CheckpointError
 from vocalcli.models import TCAE, EncoderConfig, TCAEModelConfig, TimbreEncoder, melody_embedding
 from vocalcli.models.tcae import receptive_field_seconds
@@ -16,8 +16,27 @@ from vocalcli.models.tcae import receptive_field_seconds
 torch.set_num_threads(1)
 
 
+def encoder_cfg(**kw) -> EncoderConfig:
+    return EncoderConfig.from_config(ContrastiveConfig(**kw), AudioConfig())
+
+
+def tcae_cfg(**kw) -> TCAEModelConfig:
+    return TCAEModelConfig.from_config(TCAEConfig(**kw), AudioConfig())
+
+
+def test_model_shapes_come_from_vocal_yaml_sections_only():
+    """The model configs have no defaults of their own: every field is set from vocal.yaml."""
+    import dataclasses
+
+    for cls in (EncoderConfig, TCAEModelConfig):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls))
+    enc = encoder_cfg(blocks=3, time_pool=1, channels=8)
+    assert (enc.blocks, enc.time_pool, enc.channels, enc.n_mels) == (3, 1, 8, 48)
+    assert tcae_cfg().latent_channels == TCAEConfig().latent_channels
+
+
 def test_encoder_embeds_any_crop_length_to_unit_vectors():
-    enc = TimbreEncoder(EncoderConfig(channels=4, embedding_dim=12)).eval()
+    enc = TimbreEncoder(encoder_cfg(channels=4, embedding_dim=12)).eval()
     for frames in (16, 63, 313):
         e = enc(torch.randn(3, 48, frames))
         assert e.shape == (3, 12)
@@ -25,10 +44,10 @@ def test_encoder_embeds_any_crop_length_to_unit_vectors():
 
 
 def test_tcae_shapes_and_receptive_field_in_frames_and_seconds():
-    cfg = TCAEModelConfig()  # defaults: kernel 2, 6 layers x 2 stacks, downsample 4
+    cfg = tcae_cfg()  # vocal.yaml's defaults: kernel 2, 6 layers x 2 stacks, downsample 4
     assert cfg.receptive_field == (1 + 2 * 63) * 4 == 508  # the stacks run on blocks of 4 frames
     assert receptive_field_seconds(cfg, AudioConfig()) == pytest.approx(508 * 256 / 16000)
-    m = TCAE(TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=1))
+    m = TCAE(tcae_cfg(channels=8, latent_channels=4, layers_per_stack=3, stacks=1))
     y, z = m(torch.randn(2, 48, 101))
     assert y.shape == (2, 48, 101) and z.shape == (2, 4, 26)
 
@@ -36,7 +55,7 @@ def test_tcae_shapes_and_receptive_field_in_frames_and_seconds():
 def test_tcae_encoder_is_causal():
     """Perturbing frames after t changes no latent step whose frames all lie at or before t."""
     torch.manual_seed(0)
-    cfg = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=4, stacks=2, downsample=4)
+    cfg = tcae_cfg(channels=8, latent_channels=4, layers_per_stack=4, stacks=2, downsample=4)
     m = TCAE(cfg).eval()
     x = torch.randn(1, 48, 200)
     t = 99
@@ -52,7 +71,7 @@ def test_tcae_encoder_is_causal():
 @pytest.mark.parametrize("downsample", [1, 2])
 def test_tcae_receptive_field_is_what_it_claims(downsample):
     torch.manual_seed(0)
-    cfg = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=3, stacks=2, downsample=downsample)
+    cfg = tcae_cfg(channels=8, latent_channels=4, layers_per_stack=3, stacks=2, downsample=downsample)
     m = TCAE(cfg).eval()
     x = torch.randn(1, 48, 128)
     x2 = x.clone()
@@ -151,7 +170,7 @@ def test_info_nce_counts_candidates_and_chance_level():
 
 def test_checkpoint_round_trip_rebuilds_identical_model(tmp_path):
     torch.manual_seed(0)
-    mc = TCAEModelConfig(channels=8, latent_channels=4, layers_per_stack=2, stacks=1)
+    mc = tcae_cfg(channels=8, latent_channels=4, layers_per_stack=2, stacks=1)
     m = TCAE(mc).eval()
     opt = torch.optim.AdamW(m.parameters())
     m(torch.randn(1, 48, 20))[0].sum().backward()

@@ -149,3 +149,20 @@ def test_gpu_without_cuda_is_a_clear_error():
     with pytest.raises(DeviceError):
         resolve_device("cuda")
     assert resolve_device("cpu") == CPU
+
+
+def test_a_setting_added_after_a_run_started_does_not_block_its_resume():
+    """contrastive.blocks/time_pool joined vocal.yaml later: a last.pt without them resumes when they
+    are at their defaults, and does not when they were changed."""
+    from vocalcli import checkpoint
+    from vocalcli.config import Config
+    from vocalcli.training import _resume_key, _with_defaults
+
+    cfg = Config()
+    old = _resume_key(cfg, "contrastive")
+    for k in ("blocks", "time_pool"):
+        del old["contrastive"][k]
+    filled = _with_defaults(old, _resume_key(Config(), "contrastive"))
+    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
+    cfg.contrastive.blocks = 3
+    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == ["contrastive.blocks: 4 -> 3"]

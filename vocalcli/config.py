@@ -107,6 +107,8 @@ class ContrastiveConfig:
     momentum: float = opt(0.99, "EMA momentum of the key encoder that fills the queue")
     embedding_dim: int = opt(128, "size of the timbre embedding")
     channels: int = opt(16, "conv channels of the encoder's first block (doubled per block, max x4)")
+    blocks: int = opt(4, "conv blocks of the encoder; each halves frequency and time")
+    time_pool: int = opt(2, "mel frames averaged before the convs (32 ms steps are fine for timbre, 2x cheaper)")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
     # one crop per song per epoch made 1 step an epoch on a 35-song train split (30 steps in all, the LR
@@ -270,6 +272,7 @@ def validate(cfg: Config) -> Config:
     need(0 <= c.min_semitones <= c.semitones, "contrastive.min_semitones", "must be in [0, semitones]")
     need(0 <= c.momentum < 1, "contrastive.momentum", "must be in [0, 1)")
     need(c.embedding_dim > 0 and c.channels > 0, "contrastive.embedding_dim/channels", "must be positive")
+    need(c.blocks >= 1 and c.time_pool >= 1, "contrastive.blocks/time_pool", "must be >= 1")
     need(c.extract_hop_s > 0, "contrastive.extract_hop_s", "must be positive")
     need(c.eval_crops >= 1, "contrastive.eval_crops", "must be >= 1")
     tc = cfg.tcae

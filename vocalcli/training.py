@@ -76,6 +76,14 @@ def _resume_key(cfg: Config, section: str) -> dict[str, Any]:
     return {"seed": cfg.seed, "audio": dataclasses.asdict(cfg.audio), section: sec}
 
 
+def _with_defaults(old: Any, default: Any) -> Any:
+    """``old`` with the keys it lacks taken from ``default``: a setting added to vocal.yaml after a run
+    started had its default's meaning in that run, so it must not block the resume."""
+    if not (isinstance(old, dict) and isinstance(default, dict)):
+        return old
+    return {**default, **{k: _with_defaults(v, default.get(k)) for k, v in old.items()}}
+
+
 @dataclass
 class FitResult:
     task: str
@@ -112,7 +120,9 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
     last = checkpoints / "last.pt" if checkpoints else None
     if resume is not False and last is not None and last.exists():
         ck = checkpoint.load(last, task.name, TRAIN_COMMAND.get(task.name, ""))
-        diffs = checkpoint.config_differences(ck.get("extra", {}).get("resume_key", {}), key)
+        old_key = ck.get("extra", {}).get("resume_key", {})
+        old_key = _with_defaults(old_key, _resume_key(Config(), task.section)) if old_key else old_key
+        diffs = checkpoint.config_differences(old_key, key)
         if diffs:
             msg = f"{last} was trained with other settings ({'; '.join(diffs[:5])})"
             if resume:

@@ -21,15 +21,19 @@ from vocalcli.config import AudioConfig, ContrastiveConfig
 
 @dataclass
 class EncoderConfig:
-    n_mels: int = 48
-    channels: int = 32  # first block; doubled per block up to 4x
-    blocks: int = 4  # each halves frequency and time
-    embedding_dim: int = 128
-    time_pool: int = 2  # frames averaged before the convs: 32 ms steps are fine for timbre, 2x cheaper
+    """The encoder's shape, stored in its checkpoint. No defaults here: a new model takes them from
+    vocal.yaml's ``contrastive`` section (``from_config``), a trained one from its checkpoint."""
+
+    n_mels: int
+    channels: int  # first block; doubled per block up to 4x
+    blocks: int  # each halves frequency and time
+    embedding_dim: int
+    time_pool: int  # frames averaged before the convs
 
     @classmethod
     def from_config(cls, c: ContrastiveConfig, audio: AudioConfig) -> EncoderConfig:
-        return cls(n_mels=audio.n_mels, channels=c.channels, embedding_dim=c.embedding_dim)
+        return cls(n_mels=audio.n_mels, channels=c.channels, blocks=c.blocks, embedding_dim=c.embedding_dim,
+                   time_pool=c.time_pool)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

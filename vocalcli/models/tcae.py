@@ -32,13 +32,16 @@ from vocalcli.config import AudioConfig, TCAEConfig
 
 @dataclass
 class TCAEModelConfig:
-    n_mels: int = 48
-    channels: int = 48
-    latent_channels: int = 16
-    layers_per_stack: int = 6
-    stacks: int = 2
-    kernel_size: int = 2
-    downsample: int = 4
+    """The TCAE's shape, stored in its checkpoint. No defaults here: a new model takes them from
+    vocal.yaml's ``tcae`` section (``from_config``), a trained one from its checkpoint."""
+
+    n_mels: int
+    channels: int
+    latent_channels: int
+    layers_per_stack: int
+    stacks: int
+    kernel_size: int
+    downsample: int
 
     @classmethod
     def from_config(cls, c: TCAEConfig, audio: AudioConfig) -> TCAEModelConfig:
