@@ -46,12 +46,13 @@ def _config(project: Any, section: str, epochs: int | None, batch_size: int | No
 def _after_training(project: Any, cfg: Any, device: Any, embed: bool, as_json: bool) -> dict[str, Any] | None:
     """Embed when both best checkpoints exist (rank 0 only), else say what is missing."""
     from vocalcli import training
+    from vocalcli.tasks import TASKS
 
     if not training.is_rank0():
         return None
-    missing = [t for t in ("contrastive", "tcae") if not project.checkpoint(t, "best").exists()]
+    missing = [t for t in TASKS.values() if not project.checkpoint(t.name, "best").exists()]
     if missing:
-        say(f"embeddings need both models: run 'vocal train-{missing[0]}', then 'vocal embed'")
+        say(f"embeddings need every model: run '{missing[0].train_command}', then 'vocal embed'")
         return None
     if not embed:
         say("run 'vocal embed' to write embeddings")

@@ -282,7 +282,7 @@ def validate(cfg: Config) -> Config:
     need(tc.layers_per_stack >= 1 and tc.stacks >= 1, "tcae.layers_per_stack/stacks", "must be >= 1")
     need(tc.crop_s >= 0, "tcae.crop_s", "must be >= 0 (0 = whole songs)")
     need(tc.ssm_weight >= 0, "tcae.ssm_weight", "must be >= 0")
-    for sec in ("contrastive", "tcae"):
+    for sec in (f.name for f in dataclasses.fields(cfg) if hasattr(getattr(cfg, f.name), "train")):
         t: TrainConfig = getattr(cfg, sec).train
         need(t.epochs >= 0, f"{sec}.train.epochs", "must be >= 0")
         need(t.batch_size >= 2, f"{sec}.train.batch_size", "must be >= 2")

@@ -129,9 +129,10 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
     note("balance", report["balance"])
 
     from vocalcli import training
+    from vocalcli.tasks import TASKS
 
     train_extra = "loss {task.fields[loss]:.3f}"
-    for task in ("contrastive", "tcae"):
+    for task in TASKS:
         with bar(f"train {task}", None, extra=train_extra, loss=float("nan")) as tick:
             fit = training.train(task, proj, cfg, device, progress=tick)
         report[f"train-{task}"] = {

@@ -27,11 +27,12 @@ from vocalcli import cepstral, checkpoint, data
 from vocalcli import project as project_mod
 from vocalcli.config import TimbreConfig
 from vocalcli.errors import MissingArtifact, StaleArtifact
-from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
-from vocalcli.models.tcae import TCAE, TCAEModelConfig, beat_period, melody_embedding, normalise, pool_frames
+from vocalcli.models.encoder import TimbreEncoder
+from vocalcli.models.tcae import TCAE, beat_period, melody_embedding, normalise, pool_frames
+from vocalcli.tasks import TASKS
 
-TASKS = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
-PARTS = ("timbre", "melody", "encoder", "cepstral")  # embeddings/<part>.npy
+PARTS = (*(t.embedding for t in TASKS.values()), "encoder", "cepstral")
+"""embeddings/<part>.npy: each model's song vector, then the timbre vector's two parts."""
 IDS_FIELDS = ["row", "song_id"]
 
 
@@ -107,13 +108,13 @@ class Embedder:
         paths = {t: project.checkpoint(t, "best") for t in TASKS}
         for t, p in paths.items():
             if not p.exists():
-                raise MissingArtifact(f"no {t} model at {p}; run '{TASKS[t]}' first")
-        ck_c = checkpoint.load(paths["contrastive"], "contrastive", TASKS["contrastive"])
-        ck_t = checkpoint.load(paths["tcae"], "tcae", TASKS["tcae"])
-        enc = TimbreEncoder(EncoderConfig(**ck_c["model_config"]))
-        enc.load_state_dict(ck_c["model"])
-        tcae = TCAE(TCAEModelConfig(**ck_t["model_config"]))
-        tcae.load_state_dict(ck_t["model"])
+                raise MissingArtifact(f"no {t} model at {p}; run '{TASKS[t].train_command}' first")
+        cks = {t: checkpoint.load(p, t, TASKS[t].train_command) for t, p in paths.items()}
+        models = {}
+        for t, ck in cks.items():  # rebuilt from the config stored in the checkpoint, not vocal.yaml
+            models[t] = TASKS[t].build_model(ck["model_config"])
+            models[t].load_state_dict(ck["model"])
+        enc, tcae, ck_c, ck_t = models["contrastive"], models["tcae"], cks["contrastive"], cks["tcae"]
         run = ck_c["config"]  # crop geometry of the run that trained the encoder
         frame_rate = run["audio"]["sample_rate"] / run["audio"]["hop_length"]
         crop = max(16, round(run["contrastive"]["crop_s"] * frame_rate))
@@ -205,10 +206,10 @@ def load_embeddings(project: project_mod.Project) -> Embeddings:
         raise MissingArtifact(f"no embeddings in {d} ({', '.join(missing)} missing); run 'vocal embed'")
     meta = json.loads(files[0].read_text(encoding="utf-8"))
     current = {}
-    for t, cmd in TASKS.items():
+    for t, spec in TASKS.items():
         p = project.checkpoint(t, "best")
         if not p.exists():
-            raise MissingArtifact(f"no {t} model at {p}; run '{cmd}', then 'vocal embed'")
+            raise MissingArtifact(f"no {t} model at {p}; run '{spec.train_command}', then 'vocal embed'")
         current[t] = project_mod.file_digest(p)
     made_by = meta.get("checkpoints", {})
     if made_by != current:

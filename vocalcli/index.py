@@ -27,6 +27,7 @@ from vocalcli import project as project_mod
 from vocalcli.config import Config, IndexWeights
 from vocalcli.console import ProgressFn
 from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
+from vocalcli.tasks import TASKS
 
 FORMAT_VERSION = 1
 METRIC = "angular"
@@ -36,7 +37,7 @@ RECALL_K = 10
 RECALL_TARGET = 0.995
 """Measured on a sample; aiming a little above the promised 0.99 leaves room for sampling error."""
 RECALL_QUERIES = 300
-EMBEDDING_FILES = ("timbre.npy", "melody.npy", "ids.csv")
+EMBEDDING_FILES = (*(f"{t.embedding}.npy" for t in TASKS.values()), "ids.csv")
 
 
 # ----------------------------------------------------------------------------------------- embeddings
@@ -57,9 +58,9 @@ def embedding_digests(project: project_mod.Project) -> dict[str, str]:
 
 
 def checkpoint_digests(project: project_mod.Project) -> dict[str, str]:
-    """Digests of the serving checkpoints that exist now (``contrastive``, ``tcae``)."""
+    """Digests of the serving checkpoints (vocalcli.tasks.TASKS) that exist now."""
     out = {}
-    for task in ("contrastive", "tcae"):
+    for task in TASKS:
         p = project.checkpoint(task, "best")
         if p.is_file():
             out[task] = project_mod.file_digest(p)

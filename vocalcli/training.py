@@ -37,9 +37,9 @@ from vocalcli.device import autocast, resolve_device, seed_everything
 from vocalcli.errors import CheckpointError, MissingArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
 from vocalcli.models.tcae import TCAE, TCAEModelConfig, normalise, pool_frames, receptive_field_seconds
+from vocalcli.tasks import TASKS
 
 Log = Callable[[str], None]
-TRAIN_COMMAND = {"contrastive": "vocal train-contrastive", "tcae": "vocal train-tcae"}
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -119,7 +119,7 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
 
     last = checkpoints / "last.pt" if checkpoints else None
     if resume is not False and last is not None and last.exists():
-        ck = checkpoint.load(last, task.name, TRAIN_COMMAND.get(task.name, ""))
+        ck = checkpoint.load(last, task.name, TASKS[task.name].train_command if task.name in TASKS else "")
         old_key = ck.get("extra", {}).get("resume_key", {})
         old_key = _with_defaults(old_key, _resume_key(Config(), task.section)) if old_key else old_key
         diffs = checkpoint.config_differences(old_key, key)
@@ -487,11 +487,13 @@ def _device(device: str | torch.device) -> torch.device:
 def train(task_name: str, project: project_mod.Project, cfg: Config, device: str | torch.device = "auto",
           resume: bool | None = None, progress: Callable[..., None] | None = None, log: Log | None = None
           ) -> FitResult:
-    """Train ``contrastive`` or ``tcae`` on the project's balanced train split; writes checkpoints."""
+    """Train one of vocalcli.tasks.TASKS on the project's balanced train split; writes checkpoints."""
+    from vocalcli.tasks import get
+
+    cls = get(task_name).trainer_class()
     dev = _device(device)
     rank, world = dist_info()
     seed_everything(cfg.seed)
-    cls = {"contrastive": ContrastiveTask, "tcae": TCAETask}[task_name]
     task = cls(project, cfg, dev, rank, world)
     if isinstance(task, TCAETask) and log:
         rf, sec = task.receptive_field
