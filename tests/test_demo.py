@@ -41,7 +41,7 @@ def test_demo_quick_runs_the_whole_pipeline(tmp_path: Path) -> None:
 
 
 def test_demo_names_the_metrics_that_lost_to_their_baseline():
-    from vocalcli.demo import below_baseline
+    from vocalcli.evaluate import below_baseline
 
     ev = {"singer_id.top1": 0.5, "singer_id.top1_mfcc": 0.8, "singer_id.eer": 0.3, "singer_id.eer_mfcc": 0.2,
           "melody.map": 0.6, "melody.map_chroma": 0.4, "gender.balanced_accuracy": None,

@@ -18,6 +18,7 @@ from vocalcli import catalog, cepstral, index
 from vocalcli import project as project_mod
 from vocalcli.config import IndexWeights
 from vocalcli.errors import MissingArtifact, StaleArtifact
+from vocalcli.vectors import l2_rows
 
 SINGERS = {"ann": "female", "bea": "female", "cid": "male", "dan": "male", "eve": "F", "unk": ""}
 """Five labelled singers (mixed label spellings) and one without a label."""
@@ -81,8 +82,8 @@ def _register(female: bool, rng: np.random.Generator) -> dict[str, str]:
 def write_embeddings(proj: project_mod.Project, ids: list[str], timbre: np.ndarray, melody: np.ndarray) -> None:
     """The files vocal embed writes, recording today's checkpoint digests."""
     d = proj.embeddings
-    project_mod.save_npy(d / "timbre.npy", index.normalise(timbre))
-    project_mod.save_npy(d / "melody.npy", index.normalise(melody))
+    project_mod.save_npy(d / "timbre.npy", l2_rows(timbre))
+    project_mod.save_npy(d / "melody.npy", l2_rows(melody))
     project_mod.write_csv(d / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], ["row", "song_id"])
     project_mod.write_json(d / "meta.json", {"checkpoints": index.checkpoint_digests(proj), "n": len(ids),
                                              "timbre": cepstral.settings(proj.load_config().timbre)})
@@ -108,7 +109,7 @@ def test_combine_normalises_and_weights_each_part():
 
 def test_query_vector_reweights_parts_at_search_time():
     rng = np.random.default_rng(1)
-    t, m = index.normalise(rng.normal(size=(5, 4))), index.normalise(rng.normal(size=(5, 3)))
+    t, m = l2_rows(rng.normal(size=(5, 4))), l2_rows(rng.normal(size=(5, 3)))
     w = {"timbre": 1.0, "melody": 0.5}
     items = index.combine(t, m, IndexWeights(**w))
     for a, b in ((1.0, 0.0), (0.0, 1.0), (0.3, 0.7)):

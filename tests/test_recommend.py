@@ -17,6 +17,7 @@ from vocalcli import index
 from vocalcli import project as project_mod
 from vocalcli.errors import AudioError, MissingArtifact, StaleArtifact, VocalError
 from vocalcli.recommend import mode_mix, recommend
+from vocalcli.vectors import l2_rows
 
 
 class FakeEmbedder:
@@ -38,7 +39,7 @@ class FakeEmbedder:
         from vocalcli.gender import mel_stats
 
         s = mel_stats(np.asarray(log_mel, dtype=np.float32))
-        return index.normalise(self.pt @ s), index.normalise(self.pm @ s)
+        return l2_rows(self.pt @ s), l2_rows(self.pm @ s)
 
 
 @pytest.fixture

@@ -14,15 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from vocalcli.config import TimbreConfig
-
-
-def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """[n_out, n_in] orthonormal DCT-II rows (scipy.fft.dct(norm='ortho') along the mel axis)."""
-    k = np.arange(n_out)[:, None]
-    n = np.arange(n_in)[None, :]
-    m = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
-    m[0] /= np.sqrt(2.0)
-    return m
+from vocalcli.vectors import l2_rows
 
 
 def signature(log_mel: np.ndarray, n_cepstra: int = 13) -> np.ndarray:
@@ -34,14 +26,14 @@ def signature(log_mel: np.ndarray, n_cepstra: int = 13) -> np.ndarray:
     mel = np.asarray(log_mel, dtype=np.float64)
     if mel.ndim != 2 or n_cepstra < 2 or n_cepstra > mel.shape[0]:
         raise ValueError(f"need a log-mel [n_mels >= {n_cepstra}, frames], got {mel.shape}")
-    c = dct_matrix(mel.shape[0], n_cepstra) @ mel
+    from scipy.fft import dct
+
+    c = dct(mel, type=2, norm="ortho", axis=0)[:n_cepstra]
     c -= c.mean(axis=1, keepdims=True)
     sd = np.sqrt(np.mean(c * c, axis=1))
     c /= np.where(sd > 1e-9, sd, np.inf)[:, None]
     corr = (c @ c.T) / max(c.shape[1], 1)
-    v = corr[np.triu_indices(n_cepstra, 1)]
-    norm = np.linalg.norm(v)
-    return (v / norm if norm > 0 else v).astype(np.float32)
+    return l2_rows(corr[np.triu_indices(n_cepstra, 1)], np.float64).astype(np.float32)
 
 
 def dim(cfg: TimbreConfig) -> int:
@@ -51,11 +43,8 @@ def dim(cfg: TimbreConfig) -> int:
 def fuse(encoder_vec: np.ndarray, sig: np.ndarray, cfg: TimbreConfig) -> np.ndarray:
     """The song's timbre vector: L2-normalised [encoder_weight * embedding, cepstral_weight * signature]
     (each part L2-normalised first), float32. Rows of [N, D] arrays are fused independently."""
-    e = np.asarray(encoder_vec, dtype=np.float32)
-    s = np.asarray(sig, dtype=np.float32)
-    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
-    v = np.concatenate([unit(e) * cfg.encoder_weight, unit(s) * cfg.cepstral_weight], axis=-1)
-    return unit(v).astype(np.float32)
+    v = np.concatenate([l2_rows(encoder_vec) * cfg.encoder_weight, l2_rows(sig) * cfg.cepstral_weight], axis=-1)
+    return l2_rows(v)
 
 
 def settings(cfg: TimbreConfig) -> dict[str, float | int]:

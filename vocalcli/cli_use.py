@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
         json_: JsonOpt = False,
     ) -> None:
         """Every metric next to its baseline, in one report (`runs/evaluate/TIMESTAMP/report.json`)."""
-        from vocalcli.evaluate import BASELINES, evaluate
+        from vocalcli.evaluate import METRICS, evaluate
 
         proj = open_project(project)
         cfg = proj.load_config()
@@ -258,13 +258,9 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"vocal evaluate ({rep['n_songs']} songs)")
         for col in ("metric", "vocal", "baseline", "baseline is"):
             t.add_column(col)
-        names = {"singer_id.top1_mfcc": "MFCC mean+std", "singer_id.loo_top1_mfcc": "MFCC mean+std",
-                 "singer_id.probe_mfcc": "MFCC mean+std",
-                 "singer_id.map_mfcc": "MFCC mean+std", "singer_id.eer_mfcc": "MFCC mean+std",
-                 "gender.balanced_accuracy_mfcc": "MFCC mean+std", "melody.map_chroma": "chroma 2D-FFT"}
-        for key, base in BASELINES.items():
-            t.add_row(key, _fmt(rep.get(key)), _fmt(rep.get(base)) if base else "1.000",
-                      names.get(base, "exact search") if base else "exact search")
+        for m in METRICS:
+            t.add_row(m.key, _fmt(rep.get(m.key)), _fmt(rep.get(m.baseline)) if m.baseline else "1.000",
+                      m.baseline_label)
         out.print(t)
         say(f"report: {rep['report']}")
 

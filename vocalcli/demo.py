@@ -174,10 +174,8 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
 
     with bar("evaluate", None) as tick:
         ev = evaluate.evaluate(proj, cfg, melody_labels=songs_dir / "melody_labels.csv", progress=tick)
-    keys = ("singer_id.top1", "singer_id.top1_mfcc", "singer_id.map", "singer_id.eer",
-            "gender.balanced_accuracy", "melody.map", "melody.map_chroma", "index.recall_at_10")
-    report["evaluate"] = {k: ev.get(k) for k in keys}
-    report["evaluate"]["below_baseline"] = below_baseline(ev)
+    report["evaluate"] = {k: ev.get(k) for k in evaluate.REQUIRED_KEYS}
+    report["evaluate"]["below_baseline"] = evaluate.below_baseline(ev)
     report["evaluate"]["caveat"] = DEMO_CAVEAT
     note("evaluate", report["evaluate"])
 
@@ -192,21 +190,6 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
 DEMO_CAVEAT = ("synthetic voices and seconds of training: these numbers show that every step runs, they are "
                "not vocal's quality (chroma, for one, is at its best on clean synthetic tones); real-voice "
                "numbers are in docs/quality.md")
-
-
-def below_baseline(ev: dict[str, Any]) -> list[str]:
-    """Metrics of an evaluate report that lost to their same-run baseline (EER: higher is worse)."""
-    from vocalcli.evaluate import BASELINES
-
-    out = []
-    for key, base in BASELINES.items():
-        ours, ref = ev.get(key), ev.get(base) if base else None
-        if ours is None or ref is None:
-            continue
-        worse = ours > ref if key.endswith(".eer") else ours < ref
-        if worse:
-            out.append(f"{key} {ours:.2f} (baseline {ref:.2f})")
-    return out
 
 
 def _get(d: Any, *keys: Any) -> Any:

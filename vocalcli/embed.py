@@ -28,7 +28,7 @@ from vocalcli import project as project_mod
 from vocalcli.config import TimbreConfig
 from vocalcli.errors import MissingArtifact, StaleArtifact
 from vocalcli.models.encoder import TimbreEncoder
-from vocalcli.models.tcae import TCAE, beat_period, melody_embedding, normalise, pool_frames
+from vocalcli.models.tcae import TCAE, beat_period, centre_bands, melody_embedding, pool_frames
 from vocalcli.tasks import TASKS
 
 PARTS = (*(t.embedding for t in TASKS.values()), "encoder", "cepstral")
@@ -78,7 +78,7 @@ def timbre_embeddings(model: TimbreEncoder, bank: data.MelBank, crop: int, devic
 def melody_of(model: TCAE, mel: np.ndarray, device: torch.device, frame_rate: float) -> np.ndarray:
     """One song's melody vector [Dm] float32 from the TCAE latent of the whole song (``frame_rate`` =
     mel frames per second, to count the latent's lags in beats)."""
-    x = normalise(torch.from_numpy(np.asarray(mel, dtype=np.float32))[None].to(device))
+    x = centre_bands(torch.from_numpy(np.asarray(mel, dtype=np.float32))[None].to(device))
     d = model.cfg.downsample
     steps_per_s = frame_rate / d
     # the beat period from the pooled input the encoder sees (its onsets), the profile from the latent

@@ -25,6 +25,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,36 @@ from vocalcli import project as project_mod
 from vocalcli.config import Config
 from vocalcli.console import ProgressFn
 from vocalcli.errors import MissingArtifact, VocalError
+from vocalcli.vectors import l2_rows
 
-REQUIRED_KEYS = ("singer_id.top1", "singer_id.top1_mfcc", "singer_id.map", "singer_id.eer",
-                 "gender.balanced_accuracy", "melody.map", "melody.map_chroma", "index.recall_at_10")
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the report's table: a metric, its same-run baseline and how to read them."""
+
+    key: str  # dotted key in the report
+    baseline: str | None  # report key of its baseline; None = the reference is exact (recall vs exact search)
+    baseline_label: str  # what the baseline is, for people
+    higher_is_better: bool = True
+    required: bool = False  # always in the report with its baseline (None when not measurable)
+
+
+_MFCC = "MFCC mean+std"
+METRICS = (
+    Metric("singer_id.top1", "singer_id.top1_mfcc", _MFCC, required=True),
+    Metric("singer_id.loo_top1", "singer_id.loo_top1_mfcc", _MFCC),
+    Metric("singer_id.probe", "singer_id.probe_mfcc", _MFCC),
+    Metric("singer_id.map", "singer_id.map_mfcc", _MFCC, required=True),
+    Metric("singer_id.eer", "singer_id.eer_mfcc", _MFCC, higher_is_better=False, required=True),
+    Metric("gender.balanced_accuracy", "gender.balanced_accuracy_mfcc", _MFCC, required=True),
+    Metric("melody.map", "melody.map_chroma", "chroma 2D-FFT", required=True),
+    Metric("index.recall_at_10", None, "exact search", required=True),
+)
+"""Every metric that has a baseline: the rows `vocal evaluate` prints, what the demo shows, and the
+order in which both list them. A new metric is one row here plus its computation in a report below."""
+
+REQUIRED_KEYS = tuple(k for m in METRICS if m.required for k in (m.key, m.baseline) if k)
+"""Keys every report holds (None = not measurable here, the reason in ``notes``)."""
 N_MFCC = 20
 CHROMA_HOP = 2048  # samples at 16 kHz = 128 ms per chroma frame
 CHROMA_PATCH = 64  # chroma frames per 2-D FFT patch (~8 s)
@@ -45,11 +73,7 @@ CHROMA_PATCH = 64  # chroma frames per 2-D FFT patch (~8 s)
 # ------------------------------------------------------------------------------------------- pure math
 def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[Na, D] x [Nb, D] -> [Na, Nb] cosine similarities."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return a @ b.T
+    return l2_rows(a, np.float64) @ l2_rows(b, np.float64).T
 
 
 def knn_top1(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence) -> float:
@@ -180,7 +204,7 @@ def chroma_2dftm(chroma: np.ndarray, patch: int = CHROMA_PATCH) -> np.ndarray:
     starts = range(0, c.shape[1] - patch + 1, max(1, patch // 2))
     mags = np.stack([np.abs(np.fft.fft2(c[:, s:s + patch])) for s in starts])
     v = np.median(mags, axis=0).ravel()
-    return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+    return l2_rows(v, np.float64).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ the report
@@ -237,66 +261,73 @@ def chroma_features(project: project_mod.Project, cfg: Config, rows: Sequence[di
     return np.stack(out)
 
 
-def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | None = None,
-             progress: ProgressFn | None = None, out_dir: Path | None = None) -> dict[str, Any]:
-    """Compute every metric and its baseline; write runs/evaluate/<timestamp>/report.json; return it.
+class _Songs:
+    """What every report reads: the embeddings (rows L2-normalised), the ok catalog rows by id, and the
+    MFCC baseline features, computed once per song however many reports ask."""
 
-    The result is one flat dict with dotted keys (REQUIRED_KEYS at least; None = not measurable here,
-    with the reason in ``notes``).
-    """
-    from vocalcli import catalog as catalog_mod
-    from vocalcli import gender as gender_mod
-    from vocalcli import index as index_mod
+    def __init__(self, project: project_mod.Project, emb: Any, catalog: list[dict[str, str]],
+                 progress: ProgressFn | None) -> None:
+        self.project, self.emb, self.catalog, self.progress = project, emb, catalog, progress
+        self.row_of = {s: i for i, s in enumerate(emb.ids)}
+        self.timbre = l2_rows(emb.timbre)
+        self.melody = l2_rows(emb.melody)
+        self.cat = {r["song_id"]: r for r in catalog}
+        self._mfcc: dict[str, np.ndarray] = {}
 
-    emb = index_mod.load_embeddings(project)
-    row_of = {s: i for i, s in enumerate(emb.ids)}
-    timbre = index_mod.normalise(emb.timbre)
-    melody = index_mod.normalise(emb.melody)
-    catalog = catalog_mod.ok_rows(project)
-    cat = {r["song_id"]: r for r in catalog}
-    if not project.balanced.is_file():
-        raise MissingArtifact(f"no {project.balanced.name}; run 'vocal balance'")
-    split = {r["song_id"]: r["split"] for r in project_mod.read_csv(project.balanced) if r["song_id"] in row_of}
+    def rows(self, ids: Sequence[str]) -> list[int]:
+        return [self.row_of[s] for s in ids]
+
+    def singers(self, ids: Sequence[str]) -> list[str]:
+        return [self.cat[s]["singer"] for s in ids]
+
+    def mfcc(self, ids: Sequence[str]) -> np.ndarray:
+        todo = [s for s in ids if s not in self._mfcc]
+        if todo:
+            self._mfcc.update(zip(todo, _mfcc_features(self.project, todo, self.progress), strict=True))
+        return np.stack([self._mfcc[s] for s in ids]) if ids else np.zeros((0, 2 * N_MFCC))
+
+    def mfcc_z(self, ids: Sequence[str]) -> np.ndarray:
+        """MFCC features z-scored with their own statistics."""
+        x = self.mfcc(ids)
+        mu, sd = zscore_stats(x)
+        return (x - mu) / sd
+
+
+Report = tuple[dict[str, Any], list[str]]
+"""(metrics with dotted keys, notes saying why something could not be measured)."""
+
+
+def singer_id_report(songs: _Songs, split: dict[str, str], seed: int) -> Report:
+    """Singer identification: test vs train (1-NN, probe), leave-one-out 1-NN over every balanced song,
+    same-singer retrieval mAP and verification EER; each next to MFCC mean+std."""
     r: dict[str, Any] = {}
     notes: list[str] = []
-    mfcc_cache: dict[str, np.ndarray] = {}
-
-    def mfcc(ids: Sequence[str]) -> np.ndarray:
-        todo = [s for s in ids if s not in mfcc_cache]
-        if todo:
-            for s, v in zip(todo, _mfcc_features(project, todo, progress), strict=True):
-                mfcc_cache[s] = v
-        return np.stack([mfcc_cache[s] for s in ids]) if ids else np.zeros((0, 2 * N_MFCC))
-
-    # singer identification ---------------------------------------------------------------------
+    sing, cat = songs.singers, songs.cat
     train_ids = sorted(s for s, sp in split.items() if sp == "train")
     test_all = sorted(s for s, sp in split.items() if sp == "test")
     train_singers = {cat[s]["singer"] for s in train_ids if s in cat}
     test_ids = [s for s in test_all if cat.get(s, {}).get("singer") in train_singers]
-    sing = lambda ids: [cat[s]["singer"] for s in ids]  # noqa: E731
     r["singer_id.n_train"] = len(train_ids)
     r["singer_id.n_test"] = len(test_ids)
     if train_ids and test_ids:
-        tr_t, te_t = timbre[[row_of[s] for s in train_ids]], timbre[[row_of[s] for s in test_ids]]
-        tr_m, te_m = mfcc(train_ids), mfcc(test_ids)
-        mu, sd = zscore_stats(tr_m)
+        tr_t, te_t = songs.timbre[songs.rows(train_ids)], songs.timbre[songs.rows(test_ids)]
+        tr_m, te_m = songs.mfcc(train_ids), songs.mfcc(test_ids)
+        mu, sd = zscore_stats(tr_m)  # train statistics for both sides
         tr_m, te_m = (tr_m - mu) / sd, (te_m - mu) / sd
         r["singer_id.top1"] = knn_top1(tr_t, sing(train_ids), te_t, sing(test_ids))
         r["singer_id.top1_mfcc"] = knn_top1(tr_m, sing(train_ids), te_m, sing(test_ids))
-        r["singer_id.probe"] = probe_accuracy(tr_t, sing(train_ids), te_t, sing(test_ids), cfg.seed)
-        r["singer_id.probe_mfcc"] = probe_accuracy(tr_m, sing(train_ids), te_m, sing(test_ids), cfg.seed)
+        r["singer_id.probe"] = probe_accuracy(tr_t, sing(train_ids), te_t, sing(test_ids), seed)
+        r["singer_id.probe_mfcc"] = probe_accuracy(tr_m, sing(train_ids), te_m, sing(test_ids), seed)
     else:
         notes.append("singer_id: no test songs of singers seen in training (balanced.csv)")
     # leave-one-out 1-NN over every balanced song: 10x the queries of the test split. The contrastive
     # encoder saw the train songs (never their singer labels), the signature and MFCC are training-free.
     everyone = sorted(s for s in split if cat.get(s, {}).get("singer"))
     if everyone and max(Counter(sing(everyone)).values()) >= 2:
-        rows_all = [row_of[s] for s in everyone]
-        x_m = mfcc(everyone)
-        mu, sd = zscore_stats(x_m)
-        r["singer_id.loo_top1"] = loo_top1(timbre[rows_all], sing(everyone))
-        r["singer_id.loo_top1_mfcc"] = loo_top1((x_m - mu) / sd, sing(everyone))
-        for part, x in emb.parts.items():
+        rows_all = songs.rows(everyone)
+        r["singer_id.loo_top1"] = loo_top1(songs.timbre[rows_all], sing(everyone))
+        r["singer_id.loo_top1_mfcc"] = loo_top1(songs.mfcc_z(everyone), sing(everyone))
+        for part, x in songs.emb.parts.items():
             r[f"singer_id.loo_top1_{part}"] = loo_top1(x[rows_all], sing(everyone))
         r["singer_id.n_loo"] = len(everyone)
     # retrieval and verification need >= 2 songs of a singer: the test split, else every unseen song
@@ -305,83 +336,116 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
         pool = sorted(s for s, sp in split.items() if sp in ("val", "test"))
         notes.append("singer_id.map/eer: no singer has 2 test songs; measured on val + test songs")
     if max(Counter(sing(pool)).values(), default=0) >= 2:
-        x_t = timbre[[row_of[s] for s in pool]]
-        x_m = mfcc(pool)
-        mu, sd = zscore_stats(x_m)
-        x_m = (x_m - mu) / sd
+        x_t, x_m = songs.timbre[songs.rows(pool)], songs.mfcc_z(pool)
         r["singer_id.map"] = retrieval_map(x_t, sing(pool))
         r["singer_id.map_mfcc"] = retrieval_map(x_m, sing(pool))
         r["singer_id.eer"] = verification_eer(x_t, sing(pool))
         r["singer_id.eer_mfcc"] = verification_eer(x_m, sing(pool))
-        for part, x in emb.parts.items():
-            r[f"singer_id.map_{part}"] = retrieval_map(x[[row_of[s] for s in pool]], sing(pool))
+        for part, x in songs.emb.parts.items():
+            r[f"singer_id.map_{part}"] = retrieval_map(x[songs.rows(pool)], sing(pool))
         r["singer_id.n_retrieval"] = len(pool)
+    return r, notes
 
-    # gender ------------------------------------------------------------------------------------
-    data = gender_mod.labelled_songs(project, set(emb.ids))
+
+def gender_report(songs: _Songs, cfg: Config) -> Report:
+    """Gender balanced accuracy, leave-one-singer-out over labelled singers, next to MFCC mean+std."""
+    from vocalcli import gender as gender_mod
+
+    r: dict[str, Any] = {}
+    data = gender_mod.labelled_songs(songs.project, set(songs.emb.ids))
     per_class = {g: len({s for s, lab in zip(data.singers, data.labels, strict=True) if lab == g})
                  for g in gender_mod.CLASSES}
     r["gender.n_singers"] = len(set(data.singers))
-    if all(n >= 2 for n in per_class.values()):
-        x_t = timbre[[row_of[s] for s in data.ids]]
-        x_m = mfcc(data.ids)
-        kind = cfg.gender.features
-        x_g = x_t if kind == "timbre" else gender_mod.song_features(project, kind, data.ids, emb)
-        rep = loso_gender(x_g, data.labels, data.singers, cfg.gender.c, cfg.seed, kind)
-        rep_m = loso_gender(x_m, data.labels, data.singers, cfg.gender.c, cfg.seed)
-        r["gender.features"] = kind
-        r["gender.balanced_accuracy"] = rep["balanced_accuracy"]
-        r["gender.balanced_accuracy_mfcc"] = rep_m["balanced_accuracy"]
-        if kind != "timbre":
-            r["gender.balanced_accuracy_timbre"] = loso_gender(x_t, data.labels, data.singers, cfg.gender.c,
-                                                               cfg.seed)["balanced_accuracy"]
-        if kind == "pitch_cepstral":  # what each half does alone
-            r["gender.balanced_accuracy_pitch"] = loso_gender(x_g[:, :1], data.labels, data.singers, cfg.gender.c,
-                                                              cfg.seed)["balanced_accuracy"]
-        for g in gender_mod.CLASSES:
-            r[f"gender.recall_{g}"] = rep["recall"][g]
-        r["gender.confusion"] = rep["confusion"]["matrix"]
-    else:
-        notes.append(f"gender: needs >= 2 labelled singers per gender, have {per_class}")
+    if not all(n >= 2 for n in per_class.values()):
+        return r, [f"gender: needs >= 2 labelled singers per gender, have {per_class}"]
+    c, seed = cfg.gender.c, cfg.seed
+    x_t = songs.timbre[songs.rows(data.ids)]
+    kind = cfg.gender.features
+    x_g = x_t if kind == "timbre" else gender_mod.song_features(songs.project, kind, data.ids, songs.emb)
+    rep = loso_gender(x_g, data.labels, data.singers, c, seed, kind)
+    r["gender.features"] = kind
+    r["gender.balanced_accuracy"] = rep["balanced_accuracy"]
+    r["gender.balanced_accuracy_mfcc"] = loso_gender(songs.mfcc(data.ids), data.labels, data.singers, c,
+                                                     seed)["balanced_accuracy"]
+    if kind != "timbre":
+        r["gender.balanced_accuracy_timbre"] = loso_gender(x_t, data.labels, data.singers, c,
+                                                           seed)["balanced_accuracy"]
+    if kind == "pitch_cepstral":  # what each half does alone
+        r["gender.balanced_accuracy_pitch"] = loso_gender(x_g[:, :1], data.labels, data.singers, c,
+                                                          seed)["balanced_accuracy"]
+    for g in gender_mod.CLASSES:
+        r[f"gender.recall_{g}"] = rep["recall"][g]
+    r["gender.confusion"] = rep["confusion"]["matrix"]
+    return r, []
 
-    # melody ------------------------------------------------------------------------------------
-    r["melody.map"] = None
-    r["melody.map_chroma"] = None
+
+def melody_report(songs: _Songs, cfg: Config, melody_labels: Path | None) -> Report:
+    """Melody MAP among other singers' songs, next to chroma 2D-FFT (needs the labels CSV)."""
+    r: dict[str, Any] = {"melody.map": None, "melody.map_chroma": None}
     if melody_labels is None:
-        notes.append("melody: pass --melody-labels CSV (source,melody) to measure melody MAP")
-    else:
-        labels = {s: m for s, m in _read_melody_labels(melody_labels, catalog).items() if s in row_of}
-        ids = sorted(labels)
-        r["melody.n_songs"] = len(ids)
-        if len(ids) < 2:
-            notes.append("melody: fewer than 2 labelled songs are in the embeddings")
-        else:
-            mel_lab = [labels[s] for s in ids]
-            r["melody.map"] = retrieval_map(melody[[row_of[s] for s in ids]], mel_lab, sing(ids))
-            r["melody.map_timbre"] = retrieval_map(timbre[[row_of[s] for s in ids]], mel_lab, sing(ids))
-            try:
-                chroma = chroma_features(project, cfg, [cat[s] for s in ids], progress)
-                r["melody.map_chroma"] = retrieval_map(chroma, mel_lab, sing(ids))
-            except (MissingArtifact, VocalError) as e:
-                notes.append(f"melody.map_chroma: {e}")
-
-    # index -------------------------------------------------------------------------------------
-    vectors = index_mod.combine(emb.timbre, emb.melody, cfg.index.weights)
+        return r, ["melody: pass --melody-labels CSV (source,melody) to measure melody MAP"]
+    labels = {s: m for s, m in _read_melody_labels(melody_labels, songs.catalog).items() if s in songs.row_of}
+    ids = sorted(labels)
+    r["melody.n_songs"] = len(ids)
+    if len(ids) < 2:
+        return r, ["melody: fewer than 2 labelled songs are in the embeddings"]
+    notes: list[str] = []
+    mel_lab, singers = [labels[s] for s in ids], songs.singers(ids)
+    r["melody.map"] = retrieval_map(songs.melody[songs.rows(ids)], mel_lab, singers)
+    r["melody.map_timbre"] = retrieval_map(songs.timbre[songs.rows(ids)], mel_lab, singers)
     try:
-        idx = index_mod.load_index(project, cfg)
-        r["index.recall_at_10"] = index_mod.measure_recall(idx.ann, vectors, idx.info["search_k"],
-                                                           k=min(10, len(vectors)), seed=cfg.seed)
+        chroma = chroma_features(songs.project, cfg, [songs.cat[s] for s in ids], songs.progress)
+        r["melody.map_chroma"] = retrieval_map(chroma, mel_lab, singers)
+    except (MissingArtifact, VocalError) as e:
+        notes.append(f"melody.map_chroma: {e}")
+    return r, notes
+
+
+def index_report(songs: _Songs, cfg: Config) -> Report:
+    """Annoy's recall@10 against exact search, on the built index (else an in-memory build)."""
+    from vocalcli import index as index_mod
+
+    r: dict[str, Any] = {}
+    vectors = index_mod.combine(songs.emb.timbre, songs.emb.melody, cfg.index.weights)
+    k = min(10, len(vectors))
+    try:
+        idx = index_mod.load_index(songs.project, cfg)
+        r["index.recall_at_10"] = index_mod.measure_recall(idx.ann, vectors, idx.info["search_k"], k=k,
+                                                           seed=cfg.seed)
         r["index.search_k"] = idx.info["search_k"]
         r["index.n_trees"] = idx.info["n_trees"]
+        return r, []
     except VocalError as e:
         ann = index_mod.build_annoy(vectors, cfg.index.n_trees, cfg.seed)
         sk = cfg.index.search_k or index_mod.choose_search_k(ann, vectors, cfg.index.n_trees, cfg.seed)[0]
-        r["index.recall_at_10"] = index_mod.measure_recall(ann, vectors, sk, k=min(10, len(vectors)),
-                                                           seed=cfg.seed)
+        r["index.recall_at_10"] = index_mod.measure_recall(ann, vectors, sk, k=k, seed=cfg.seed)
         r["index.search_k"] = sk
         r["index.n_trees"] = cfg.index.n_trees
-        notes.append(f"index: measured on an in-memory build ({e})")
+        return r, [f"index: measured on an in-memory build ({e})"]
 
+
+def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | None = None,
+             progress: ProgressFn | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+    """Compute every metric and its baseline; write runs/evaluate/<timestamp>/report.json; return it.
+
+    The result is one flat dict with dotted keys (REQUIRED_KEYS at least; None = not measurable here,
+    with the reason in ``notes``).
+    """
+    from vocalcli import catalog as catalog_mod
+    from vocalcli import index as index_mod
+
+    emb = index_mod.load_embeddings(project)
+    songs = _Songs(project, emb, catalog_mod.ok_rows(project), progress)
+    if not project.balanced.is_file():
+        raise MissingArtifact(f"no {project.balanced.name}; run 'vocal balance'")
+    split = {r["song_id"]: r["split"] for r in project_mod.read_csv(project.balanced)
+             if r["song_id"] in songs.row_of}
+    r: dict[str, Any] = {}
+    notes: list[str] = []
+    for part, part_notes in (singer_id_report(songs, split, cfg.seed), gender_report(songs, cfg),
+                             melody_report(songs, cfg, melody_labels), index_report(songs, cfg)):
+        r.update(part)
+        notes += part_notes
     for key in REQUIRED_KEYS:
         r.setdefault(key, None)
     r = {k: _nan_to_none(v) for k, v in r.items()}
@@ -395,14 +459,13 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
     return r
 
 
-BASELINES = {
-    "singer_id.top1": "singer_id.top1_mfcc",
-    "singer_id.loo_top1": "singer_id.loo_top1_mfcc",
-    "singer_id.probe": "singer_id.probe_mfcc",
-    "singer_id.map": "singer_id.map_mfcc",
-    "singer_id.eer": "singer_id.eer_mfcc",
-    "gender.balanced_accuracy": "gender.balanced_accuracy_mfcc",
-    "melody.map": "melody.map_chroma",
-    "index.recall_at_10": None,
-}
-"""metric -> its baseline key in the report (rows of the printed table)."""
+def below_baseline(report: dict[str, Any]) -> list[str]:
+    """Metrics of a report that lost to their same-run baseline ('key ours (baseline theirs)')."""
+    out = []
+    for m in METRICS:
+        ours, ref = report.get(m.key), report.get(m.baseline) if m.baseline else None
+        if ours is None or ref is None:
+            continue
+        if (ours < ref) if m.higher_is_better else (ours > ref):
+            out.append(f"{m.key} {ours:.2f} (baseline {ref:.2f})")
+    return out

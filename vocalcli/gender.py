@@ -49,16 +49,24 @@ def mel_stats(log_mel: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- metrics
 def binary_report(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str] = CLASSES) -> dict:
-    """Balanced accuracy, per-class recall and the confusion matrix (rows = truth, cols = prediction)."""
-    idx = {c: i for i, c in enumerate(classes)}
-    cm = np.zeros((len(classes), len(classes)), dtype=int)
-    for t, p in zip(y_true, y_pred, strict=True):
-        cm[idx[t], idx[p]] += 1
+    """Balanced accuracy, per-class recall and the confusion matrix (rows = truth, cols = prediction).
+
+    Balanced accuracy is scikit-learn's: the mean recall over the classes that occur in ``y_true``.
+    """
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions")
+    cm = confusion_matrix(y_true, y_pred, labels=list(classes)) if len(y_true) else np.zeros((2, 2), int)
     support = cm.sum(axis=1)
     recall = {c: (float(cm[i, i] / support[i]) if support[i] else None) for i, c in enumerate(classes)}
-    present = [r for r in recall.values() if r is not None]
+    with warnings.catch_warnings():  # a class predicted but absent from y_true is expected with few singers
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else None
     return {
-        "balanced_accuracy": float(np.mean(present)) if present else None,
+        "balanced_accuracy": balanced,
         "recall": recall,
         "confusion": {"classes": list(classes), "matrix": cm.tolist()},
         "n_songs": int(cm.sum()),
@@ -215,10 +223,10 @@ def pitch_cepstral(pitch: np.ndarray, log_mel: np.ndarray) -> np.ndarray:
 
 
 def timbre_features(emb: Any, ids: Sequence[str]) -> np.ndarray:
-    from vocalcli.index import normalise as l2
+    from vocalcli.vectors import l2_rows
 
     row = {s: i for i, s in enumerate(emb.ids)}
-    return l2(np.asarray(emb.timbre)[[row[s] for s in ids]])
+    return l2_rows(np.asarray(emb.timbre)[[row[s] for s in ids]])
 
 
 def song_features(project: project_mod.Project, kind: str, ids: Sequence[str], emb: Any = None,

@@ -28,6 +28,7 @@ from vocalcli.config import Config, IndexWeights
 from vocalcli.console import ProgressFn
 from vocalcli.errors import MissingArtifact, StaleArtifact, VocalError
 from vocalcli.tasks import TASKS
+from vocalcli.vectors import l2_rows
 
 FORMAT_VERSION = 1
 METRIC = "angular"
@@ -68,16 +69,9 @@ def checkpoint_digests(project: project_mod.Project) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------- vectors
-def normalise(x: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation (zero rows stay zero), float32. [N, D] -> [N, D] (or [D] -> [D])."""
-    x = np.asarray(x, dtype=np.float32)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.where(n > 0, n, 1.0)).astype(np.float32)
-
-
 def combine(timbre: np.ndarray, melody: np.ndarray, weights: IndexWeights) -> np.ndarray:
     """Index vectors [N, Dt + Dm] = [w_t * timbre/|timbre|, w_m * melody/|melody|]."""
-    return np.concatenate([normalise(timbre) * weights.timbre, normalise(melody) * weights.melody], axis=-1)
+    return np.concatenate([l2_rows(timbre) * weights.timbre, l2_rows(melody) * weights.melody], axis=-1)
 
 
 def query_vector(timbre: np.ndarray, melody: np.ndarray, weights: dict[str, float],
@@ -91,14 +85,14 @@ def query_vector(timbre: np.ndarray, melody: np.ndarray, weights: dict[str, floa
     wt, wm = weights["timbre"], weights["melody"]
     if (a > 0 and wt == 0) or (b > 0 and wm == 0):
         raise ValueError("index weight 0 for a requested part")
-    t = normalise(timbre) * (a / wt if wt else 0.0)
-    m = normalise(melody) * (b / wm if wm else 0.0)
+    t = l2_rows(timbre) * (a / wt if wt else 0.0)
+    m = l2_rows(melody) * (b / wm if wm else 0.0)
     return np.concatenate([t, m]).astype(np.float32)
 
 
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Rows of the k nearest vectors by cosine for each query, best first. [Q, D] -> [Q, k] int."""
-    sims = normalise(queries) @ normalise(vectors).T
+    sims = l2_rows(queries) @ l2_rows(vectors).T
     k = min(k, vectors.shape[0])
     part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     order = np.take_along_axis(sims, part, axis=1).argsort(axis=1)[:, ::-1]
@@ -289,4 +283,4 @@ def load_index(project: project_mod.Project, cfg: Config | None = None) -> SongI
                             f"{info['n']}; run 'vocal index'")
     ids = list(info["ids"])
     return SongIndex(ann, info, ids, {s: i for i, s in enumerate(ids)},
-                     normalise(emb.timbre), normalise(emb.melody))
+                     l2_rows(emb.timbre), l2_rows(emb.melody))

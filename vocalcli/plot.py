@@ -58,7 +58,8 @@ def plot_map(project: project_mod.Project, cfg: Config, out: Path, singers: Sequ
              width: int = 1000, height: int = 800) -> PlotResult:
     """Write the map of the chosen singers' songs (default: the DEFAULT_SINGERS with the most songs)."""
     from vocalcli import catalog
-    from vocalcli.index import load_embeddings, normalise
+    from vocalcli.index import load_embeddings
+    from vocalcli.vectors import l2_rows
 
     if color not in COLORS:
         raise VocalError(f"--color must be one of {', '.join(COLORS)}, got {color!r}")
@@ -83,7 +84,7 @@ def plot_map(project: project_mod.Project, cfg: Config, out: Path, singers: Sequ
     if not chosen:
         raise VocalError("no embedded songs to plot; run 'vocal embed'")
     rows = [r for r in rows if r["singer"] in set(chosen)]
-    x = normalise((emb.timbre if embedding == "timbre" else emb.melody)[[row_of[r["song_id"]] for r in rows]])
+    x = l2_rows((emb.timbre if embedding == "timbre" else emb.melody)[[row_of[r["song_id"]] for r in rows]])
     xy, used = project_2d(x, method, cfg.seed)
 
     if color == "singer":

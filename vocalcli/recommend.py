@@ -25,7 +25,8 @@ from vocalcli import project as project_mod
 from vocalcli.config import Config
 from vocalcli.console import ProgressFn
 from vocalcli.errors import StaleArtifact, VocalError
-from vocalcli.index import SongIndex, load_index, normalise, query_vector
+from vocalcli.index import SongIndex, load_index, query_vector
+from vocalcli.vectors import l2_rows
 
 MODES = ("voice", "melody", "both")
 
@@ -73,8 +74,8 @@ def rank_rows(index: SongIndex, q_t: np.ndarray, q_m: np.ndarray, mix: tuple[flo
               keep: Any, k: int) -> list[tuple[int, float, float, float]]:
     """Top-k rows (row, score, cos_t, cos_m) passing ``keep(row)``, via Annoy candidates + exact rescoring."""
     n_total = len(index)
-    q_t = normalise(q_t)
-    q_m = normalise(q_m)
+    q_t = l2_rows(q_t)
+    q_m = l2_rows(q_m)
     try:
         vec = query_vector(q_t, q_m, index.weights, mix)
     except ValueError:  # the index gave this part weight 0: only exact search can rank it
@@ -175,8 +176,8 @@ def recommend(
             known = sorted({r["singer"] for s, r in catalog.items() if s in index.row_of})
             raise VocalError(f"no indexed songs by singer {singer!r}; known singers: "
                              f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}")
-        q_t = normalise(index.timbre[rows].mean(axis=0))
-        q_m = normalise(index.melody[rows].mean(axis=0))
+        q_t = l2_rows(index.timbre[rows].mean(axis=0))
+        q_m = l2_rows(index.melody[rows].mean(axis=0))
         query_singer = singer
         query = {"kind": "singer", "what": singer, "singer": singer, "n_songs": len(rows)}
     if progress:

@@ -36,7 +36,7 @@ from vocalcli.config import Config, TrainConfig
 from vocalcli.device import autocast, resolve_device, seed_everything
 from vocalcli.errors import CheckpointError, MissingArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
-from vocalcli.models.tcae import TCAE, TCAEModelConfig, normalise, pool_frames, receptive_field_seconds
+from vocalcli.models.tcae import TCAE, TCAEModelConfig, centre_bands, pool_frames, receptive_field_seconds
 from vocalcli.tasks import TASKS
 
 Log = Callable[[str], None]
@@ -433,11 +433,11 @@ class TCAETask(Task):
 
     def step(self, model, batch, gen):
         raw = batch["views"][0].to(self.device, non_blocking=True)
-        x = normalise(raw)
+        x = centre_bands(raw)
         b, shifted = x.shape[0], self.t.shift_semitones > 0 and self.t.shift_weight > 0
         if shifted:  # the same crops transposed, encoded and reconstructed in the same forward pass
             s = transforms.random_semitones(b, self.t.shift_semitones, 0.0, gen)
-            x = torch.cat([x, normalise(transforms.pitch_shift(raw, s, self.cfg.audio))])
+            x = torch.cat([x, centre_bands(transforms.pitch_shift(raw, s, self.cfg.audio))])
         recon, z = model(x)
         rec = losses.reconstruction(recon.float(), x, self.t.loss)
         if self.t.ssm_weight <= 0:
@@ -463,7 +463,7 @@ class TCAETask(Task):
         starts = np.maximum(vb.frames - self.crop, 0) // 2  # centred crop: deterministic
         total = 0.0
         for i in range(0, len(idx), 8):
-            x = normalise(torch.from_numpy(vb.crops(idx[i:i + 8], starts[i:i + 8], self.crop)).to(self.device))
+            x = centre_bands(torch.from_numpy(vb.crops(idx[i:i + 8], starts[i:i + 8], self.crop)).to(self.device))
             recon, z = self.model(x)
             loss = losses.reconstruction(recon, x, self.t.loss)
             if self.t.ssm_weight > 0:

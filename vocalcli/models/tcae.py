@@ -7,7 +7,7 @@ the latent rate (blocks of ``downsample`` frames) before the stacks, so the rece
 ``(1 + stacks * (kernel - 1) * (2**layers - 1)) * downsample`` frames (508 frames = 8.1 s for the
 defaults). The latent ``[latent_channels, frames / downsample]`` is the melody representation.
 
-Input is the *normalised* log-mel (`normalise`: each band's mean over the song removed -- the static
+Input is the *normalised* log-mel (`centre_bands`: each band's mean over the song removed -- the static
 spectral envelope, much of a singer's timbre -- then divided by the song's std), so the autoencoder
 spends its capacity on what changes in time: the melody. The normalisation uses whole-song statistics;
 the network itself is causal (tested: perturbing frames after t leaves latents up to t unchanged).
@@ -66,7 +66,7 @@ def receptive_field_seconds(cfg: TCAEModelConfig, audio: AudioConfig) -> float:
     return cfg.receptive_field / audio.frame_rate
 
 
-def normalise(mel: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+def centre_bands(mel: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """[B, n_mels, T] log-mel -> per-band mean removed over time, divided by the sample's std."""
     x = mel - mel.mean(dim=-1, keepdim=True)
     return x / (x.std(dim=(1, 2), keepdim=True) + eps)
