@@ -201,21 +201,22 @@ _BASES: dict[tuple, np.ndarray] = {}
 
 
 # Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above
-_F_SP = 200.0 / 3  # Hz per mel in the linear part
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOGSTEP = np.log(6.4) / 27.0
+SLANEY_HZ_PER_MEL = 200.0 / 3  # Hz per mel in the linear part
+SLANEY_MIN_LOG_HZ = 1000.0  # where the logarithmic part starts
+SLANEY_MIN_LOG_MEL = SLANEY_MIN_LOG_HZ / SLANEY_HZ_PER_MEL
+SLANEY_LOGSTEP = float(np.log(6.4) / 27.0)  # log-Hz per mel above 1 kHz
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
     f = np.asarray(f, dtype=np.float64)
-    return np.where(f >= _MIN_LOG_HZ, _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP,
-                    f / _F_SP)
+    log = SLANEY_MIN_LOG_MEL + np.log(np.maximum(f, SLANEY_MIN_LOG_HZ) / SLANEY_MIN_LOG_HZ) / SLANEY_LOGSTEP
+    return np.where(f >= SLANEY_MIN_LOG_HZ, log, f / SLANEY_HZ_PER_MEL)
 
 
 def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), _F_SP * m)
+    log = SLANEY_MIN_LOG_HZ * np.exp(SLANEY_LOGSTEP * (m - SLANEY_MIN_LOG_MEL))
+    return np.where(m >= SLANEY_MIN_LOG_MEL, log, SLANEY_HZ_PER_MEL * m)
 
 
 def mel_basis(cfg: AudioConfig) -> np.ndarray:

@@ -22,25 +22,22 @@ from functools import lru_cache
 
 import torch
 
+from vocalcli.audio import SLANEY_HZ_PER_MEL, SLANEY_LOGSTEP, SLANEY_MIN_LOG_HZ, SLANEY_MIN_LOG_MEL
 from vocalcli.config import AudioConfig
-
-_F_SP = 200.0 / 3  # Hz per mel below 1 kHz (Slaney)
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOGSTEP = math.log(6.4) / 27.0
 
 
 def hz_to_mel(f: torch.Tensor) -> torch.Tensor:
-    """Slaney mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
-    lin = f / _F_SP
-    log = _MIN_LOG_MEL + torch.log(torch.clamp(f, min=1e-6) / _MIN_LOG_HZ) / _LOGSTEP
-    return torch.where(f >= _MIN_LOG_HZ, log, lin)
+    """Slaney mel scale (librosa's default, htk=False; constants in vocalcli.audio): linear below 1 kHz,
+    logarithmic above."""
+    lin = f / SLANEY_HZ_PER_MEL
+    log = SLANEY_MIN_LOG_MEL + torch.log(torch.clamp(f, min=1e-6) / SLANEY_MIN_LOG_HZ) / SLANEY_LOGSTEP
+    return torch.where(f >= SLANEY_MIN_LOG_HZ, log, lin)
 
 
 def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
-    lin = _F_SP * m
-    log = _MIN_LOG_HZ * torch.exp(_LOGSTEP * (m - _MIN_LOG_MEL))
-    return torch.where(m >= _MIN_LOG_MEL, log, lin)
+    lin = SLANEY_HZ_PER_MEL * m
+    log = SLANEY_MIN_LOG_HZ * torch.exp(SLANEY_LOGSTEP * (m - SLANEY_MIN_LOG_MEL))
+    return torch.where(m >= SLANEY_MIN_LOG_MEL, log, lin)
 
 
 @lru_cache(maxsize=8)
