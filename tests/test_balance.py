@@ -81,3 +81,18 @@ def test_balance_cli(tmp_path: Path) -> None:
     assert len(project_mod.read_csv(tmp_path / "balanced.csv")) == 3
     r = CliRunner().invoke(app, ["balance", "-p", str(tmp_path), "-n", "10"])
     assert r.exit_code == 1 and "--songs-per-singer" in r.output
+
+
+def test_a_command_is_a_plain_function_that_runs_without_the_app(tmp_path: Path) -> None:
+    """vocalcli.cli registers module-level functions: one can be mounted alone (no error boundary, so a
+    library error surfaces as the exception itself)."""
+    import typer
+
+    from vocalcli.cli.prepare import balance as balance_cmd
+    from vocalcli.errors import MissingArtifact
+
+    solo = typer.Typer()
+    solo.command()(balance_cmd)
+    project_mod.init(tmp_path)
+    r = CliRunner().invoke(solo, ["-p", str(tmp_path)])
+    assert isinstance(r.exception, MissingArtifact) and "vocal prepare" in str(r.exception)

@@ -27,7 +27,6 @@ class TaskSpec:
     name: str  # vocal.yaml section, checkpoints/<name>/, runs/<name>/, checkpoint kind
     command: str  # the CLI command that trains it (without 'vocal ')
     embedding: str  # embeddings/<embedding>.npy: the song vector this model makes
-    help: str  # one line for --help
     model: str  # "module:Class" of the nn.Module, built from an instance of model_config
     model_config: str  # "module:Class" of its config dataclass (from_config(section, audio), to_dict())
     trainer: str  # "module:Class" of its vocalcli.training.Task
@@ -53,11 +52,9 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec("contrastive", "train-contrastive", "timbre",
-             "Train the timbre / vocal-style encoder (self-supervised contrastive, Yakura et al. 2022).",
              "vocalcli.models.encoder:TimbreEncoder", "vocalcli.models.encoder:EncoderConfig",
              "vocalcli.training:ContrastiveTask"),
     TaskSpec("tcae", "train-tcae", "melody",
-             "Train the melody model (Time Causal AutoEncoder); prints its receptive field.",
              "vocalcli.models.tcae:TCAE", "vocalcli.models.tcae:TCAEModelConfig",
              "vocalcli.training:TCAETask"),
 )}

@@ -1,4 +1,5 @@
-"""Commands that train models and write embeddings: train-contrastive, train-tcae, embed.
+"""Commands that train models and write embeddings: train-contrastive, train-tcae, embed (registered in
+vocalcli.cli; each is a plain function, importable and testable alone).
 
 Thin: parse, open the project, apply CLI overrides to the config for this run, call one library
 function, render. Heavy modules (torch) are imported inside the commands so `vocal --help` stays fast.
@@ -10,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from vocalcli import options
+from vocalcli.cli import options
+from vocalcli.cli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, WorkersOpt, choice_enum
 from vocalcli.config import ROLES
 from vocalcli.console import emit_json, out, progress_bar, say
-from vocalcli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, WorkersOpt, choice_enum
 
 Role = choice_enum("Role", ROLES)
 
@@ -110,88 +111,83 @@ def _train(task: str, project_dir: Any, cfg_over: dict[str, Any], epochs, batch_
         _finish(payload, as_json)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the training commands to ``app``."""
 
-    @app.command("train-contrastive")
-    def train_contrastive(
-        project: ProjectOpt = None,
-        epochs: EpochsOpt = None,
-        batch_size: BatchOpt = None,
-        lr: LrOpt = None,
-        pitch_shift: Annotated[Role | None, typer.Option(
-            "--pitch-shift", help="Pitch shift as positive view, negative, or none (default: vocal.yaml).",
-            show_default=False)] = None,
-        time_stretch: Annotated[Role | None, typer.Option(
-            "--time-stretch", help="Time stretch as positive view, negative, or none (default: vocal.yaml).",
-            show_default=False)] = None,
-        grid: Annotated[bool, typer.Option(
-            "--grid", help="Run the pos/neg x pos/neg seed experiment and print one comparable table "
-            "(writes runs/ only, not the checkpoints).")] = False,
-        grid_none: Annotated[bool, typer.Option("--grid-none", help="With --grid: add the 'none' rows.")] = False,
-        device: DeviceOpt = Device.AUTO,
-        gpu: GpuOpt = False,
-        resume: ResumeOpt = None,
-        workers: WorkersOpt = None,
-        embed: EmbedOpt = True,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Train the timbre / vocal-style encoder (self-supervised contrastive, Yakura et al. 2022)."""
-        over = {"contrastive.pitch_shift": pitch_shift.value if pitch_shift else None,
-                "contrastive.time_stretch": time_stretch.value if time_stretch else None}
-        if not grid:
-            _train("contrastive", project, over, epochs, batch_size, lr, device, gpu, resume, workers, embed,
-                   as_json)
-            return
-        from vocalcli import training
-        from vocalcli.device import resolve_device
+def train_contrastive(
+    project: ProjectOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    pitch_shift: Annotated[Role | None, typer.Option(
+        "--pitch-shift", help="Pitch shift as positive view, negative, or none (default: vocal.yaml).",
+        show_default=False)] = None,
+    time_stretch: Annotated[Role | None, typer.Option(
+        "--time-stretch", help="Time stretch as positive view, negative, or none (default: vocal.yaml).",
+        show_default=False)] = None,
+    grid: Annotated[bool, typer.Option(
+        "--grid", help="Run the pos/neg x pos/neg seed experiment and print one comparable table "
+        "(writes runs/ only, not the checkpoints).")] = False,
+    grid_none: Annotated[bool, typer.Option("--grid-none", help="With --grid: add the 'none' rows.")] = False,
+    device: DeviceOpt = Device.AUTO,
+    gpu: GpuOpt = False,
+    resume: ResumeOpt = None,
+    workers: WorkersOpt = None,
+    embed: EmbedOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the timbre / vocal-style encoder (self-supervised contrastive, Yakura et al. 2022)."""
+    over = {"contrastive.pitch_shift": pitch_shift.value if pitch_shift else None,
+            "contrastive.time_stretch": time_stretch.value if time_stretch else None}
+    if not grid:
+        _train("contrastive", project, over, epochs, batch_size, lr, device, gpu, resume, workers, embed,
+               as_json)
+        return
+    from vocalcli import training
+    from vocalcli.device import resolve_device
 
-        proj = options.open_project(project)
-        cfg = _config(proj, "contrastive", epochs, batch_size, lr, workers)
-        dev = resolve_device(device.value, gpu)
-        with progress_bar("grid", total=None, extra=_PROGRESS_EXTRA, loss=float("nan"), rate=0.0) as update:
-            rows = training.contrastive_grid(proj, cfg, dev, include_none=grid_none, progress=update, log=say)
-        if as_json:
-            emit_json(rows)
-            return
-        from rich.table import Table
+    proj = options.open_project(project)
+    cfg = _config(proj, "contrastive", epochs, batch_size, lr, workers)
+    dev = resolve_device(device.value, gpu)
+    with progress_bar("grid", total=None, extra=_PROGRESS_EXTRA, loss=float("nan"), rate=0.0) as update:
+        rows = training.contrastive_grid(proj, cfg, dev, include_none=grid_none, progress=update, log=say)
+    if as_json:
+        emit_json(rows)
+        return
+    from rich.table import Table
 
-        t = Table(title="contrastive seed grid (same seed, data and epochs; chance level = ln N)")
-        for col in ("pitch shift", "time stretch", "final loss", "ln N", "loss / ln N", "val singer-ID acc"):
-            t.add_column(col, justify="right" if col[0] in "flv" else "left")
-        for r in rows:
-            acc = r["val_singer_acc"]
-            t.add_row(r["pitch_shift"], r["time_stretch"], f"{r['final_loss']:.3f}", f"{r['ln_n']:.2f}",
-                      f"{r['loss_over_ln_n']:.3f}", "-" if acc is None else f"{acc:.3f}")
-        out.print(t)
+    t = Table(title="contrastive seed grid (same seed, data and epochs; chance level = ln N)")
+    for col in ("pitch shift", "time stretch", "final loss", "ln N", "loss / ln N", "val singer-ID acc"):
+        t.add_column(col, justify="right" if col[0] in "flv" else "left")
+    for r in rows:
+        acc = r["val_singer_acc"]
+        t.add_row(r["pitch_shift"], r["time_stretch"], f"{r['final_loss']:.3f}", f"{r['ln_n']:.2f}",
+                  f"{r['loss_over_ln_n']:.3f}", "-" if acc is None else f"{acc:.3f}")
+    out.print(t)
 
-    @app.command("train-tcae")
-    def train_tcae(
-        project: ProjectOpt = None,
-        epochs: EpochsOpt = None,
-        batch_size: BatchOpt = None,
-        lr: LrOpt = None,
-        device: DeviceOpt = Device.AUTO,
-        gpu: GpuOpt = False,
-        resume: ResumeOpt = None,
-        workers: WorkersOpt = None,
-        embed: EmbedOpt = True,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Train the melody model (Time Causal AutoEncoder); prints its receptive field."""
-        _train("tcae", project, {}, epochs, batch_size, lr, device, gpu, resume, workers, embed, as_json)
+def train_tcae(
+    project: ProjectOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    device: DeviceOpt = Device.AUTO,
+    gpu: GpuOpt = False,
+    resume: ResumeOpt = None,
+    workers: WorkersOpt = None,
+    embed: EmbedOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the melody model (Time Causal AutoEncoder); prints its receptive field."""
+    _train("tcae", project, {}, epochs, batch_size, lr, device, gpu, resume, workers, embed, as_json)
 
-    @app.command("embed")
-    def embed_cmd(
-        project: ProjectOpt = None,
-        device: DeviceOpt = Device.AUTO,
-        gpu: GpuOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Write timbre and melody embeddings of every 'ok' song (embeddings/)."""
-        from vocalcli.device import resolve_device
+def embed(
+    project: ProjectOpt = None,
+    device: DeviceOpt = Device.AUTO,
+    gpu: GpuOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write timbre and melody embeddings of every 'ok' song (embeddings/)."""
+    from vocalcli.device import resolve_device
 
-        proj = options.open_project(project)
-        dev = resolve_device(device.value, gpu)
-        summary = _run_embed(proj, proj.load_config(), dev)
-        _finish({"embeddings": summary, **summary}, as_json)
+    proj = options.open_project(project)
+    dev = resolve_device(device.value, gpu)
+    summary = _run_embed(proj, proj.load_config(), dev)
+    _finish({"embeddings": summary, **summary}, as_json)

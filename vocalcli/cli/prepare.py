@@ -1,7 +1,7 @@
-"""The `vocal` command: thin Typer commands over the library, and the one error boundary.
+"""Commands that make the data: prepare (songs -> catalog + mels) and balance (-> balanced.csv).
 
-Only typer/rich are imported at module level; each command imports the library it needs, so
-`vocal --help` stays instant.
+Registered in vocalcli.cli; each is a plain function, importable and testable alone. Library imports live
+inside the commands so `vocal --help` stays instant.
 """
 
 from __future__ import annotations
@@ -11,56 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from typer.core import TyperGroup
 
-from vocalcli import cli_train, cli_use
-from vocalcli.console import emit_json, err, say, set_quiet
+from vocalcli.cli.options import ForceOpt, JsonOpt, ProjectOpt, SeparateOpt, WorkersOpt
+from vocalcli.console import emit_json, err, say
 from vocalcli.errors import VocalError
-from vocalcli.options import ForceOpt, JsonOpt, ProjectOpt, QuietOpt, SeparateOpt, WorkersOpt
 
 
-class _ErrorBoundary(TyperGroup):
-    """Known errors become one red line and exit 1; VOCAL_DEBUG=1 shows the traceback instead."""
-
-    def invoke(self, ctx: typer.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except VocalError as e:
-            if os.environ.get("VOCAL_DEBUG"):
-                raise
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: finished work is kept; rerun to continue")
-            raise typer.Exit(130) from None
-
-
-app = typer.Typer(
-    name="vocal",
-    cls=_ErrorBoundary,
-    help="Recommend songs by the singing voice.\n\n"
-    "Typical run: vocal prepare ./songs -> vocal balance -> vocal train-contrastive -> vocal train-tcae "
-    "-> vocal index -> vocal recommend song.wav.  Try 'vocal demo' for the whole tour on synthetic songs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
-
-
-@app.callback()
-def _root(quiet: QuietOpt = False) -> None:
-    set_quiet(quiet)
-
-
-def main() -> None:
-    app(prog_name="vocal")
-
-
-
-
-@app.command()
 def prepare(
     songs_dir: Annotated[Path | None, typer.Argument(
         help="Folder laid out as `SONGS_DIR/SINGER/SONG.EXT` (wav, flac, ogg, opus, mp3, m4a, ...).",
@@ -149,7 +105,6 @@ def _render_prepare(result) -> None:  # noqa: ANN001
     err.print(f"catalog: {result.catalog}")
 
 
-@app.command()
 def balance(
     project: ProjectOpt = None,
     songs_per_singer: Annotated[int | None, typer.Option(
@@ -201,68 +156,3 @@ def balance(
         emit_json({"kept": result.kept_singers, "holdout": result.holdout, "splits": result.split_counts(),
                     "replaced": result.replaced,
                     "dropped": [d.__dict__ for d in result.dropped], "balanced": str(proj.balanced)})
-
-
-cli_train.register(app)
-cli_use.register(app)
-
-
-@app.command()
-def demo(
-    directory: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("vocal-demo"),
-    quick: Annotated[bool, typer.Option(
-        "--quick", help="14-second songs and a 10-second window instead of 2:40 songs (for tests).")] = False,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel processes.", min=1)] = 2,
-    json_out: JsonOpt = False,
-) -> None:
-    """Synthesize a small labelled library and run the whole pipeline on it, explaining each step.
-
-    6 singers x 8 songs (male and female, each with its own timbre and vibrato, with accompaniment; some
-    songs too short), then prepare -> balance -> train -> embed -> gender -> index -> recommend ->
-    evaluate -> plot. Rerunning reuses what is done.
-    """
-    import time
-
-    from vocalcli import demo as demo_mod
-
-    t0 = time.perf_counter()
-    say(f"[bold]vocal demo[/] in {directory.resolve()}")
-
-    def step(name: str, summary: dict) -> None:
-        say(f"[green]✓ {name}[/] ({time.perf_counter() - t0:.0f} s) " + _describe(name, summary))
-
-    from vocalcli.console import progress_bar
-
-    report = demo_mod.run_demo(directory, quick=quick, workers=workers, step=step, progress_factory=progress_bar)
-    report["seconds"] = round(time.perf_counter() - t0, 1)
-    say(f"done in {report['seconds']:.0f} s. Try: cd {directory} && vocal --help")
-    if json_out:
-        emit_json(report)
-
-
-def _describe(name: str, s: dict) -> str:
-    """One line per demo step, for people, in plain words."""
-    if name == "synthesize":
-        return (f"reused the songs in {s['dir']}" if s.get("reused") else
-                f"{s['songs']} songs by {s['singers']} synthetic singers in {s['dir']} (+ singers.csv)")
-    if name == "prepare":
-        return (f"decoded, removed the accompaniment ({s['separation']}) and made mels: {s['counts']} "
-                f"({s['skipped']} already done)")
-    if name.startswith("train-"):
-        acc = s.get("val_singer_acc")
-        return (f"{s['epochs']} epochs, {s['steps']} steps, final loss {s.get('train_loss', float('nan')):.3f}"
-                + (f" (chance ln N = {s['train_ln_n']:.2f})" if "train_ln_n" in s else "")
-                + (f", val singer-ID {acc:.2f}" if acc is not None else "") + f" -> {s['checkpoint']}")
-    if name == "recommend":
-        return f"songs like {s['query']}: " + "; ".join(s["top"])
-    if name == "evaluate":
-        line = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()
-                         if k not in ("below_baseline", "caveat"))
-        if s.get("below_baseline"):
-            line += f"\n  below the same-run baseline here: {'; '.join(s['below_baseline'])}"
-        return line + (f"\n  note: {s['caveat']}" if s.get("caveat") else "")
-    if name == "balance":
-        return (f"{s['kept']} singers kept, short songs replaced {s['replaced']}, dropped {s['dropped']}; "
-                f"splits {s['splits']}")
-    return ", ".join(f"{k}: {v}" for k, v in s.items() if not isinstance(v, (dict, list)))
-
