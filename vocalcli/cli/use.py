@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from vocalcli.catalog import GENDERS
 from vocalcli.cli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, SeparateOpt, choice_enum, open_project
 from vocalcli.config import GENDER_FEATURES
 from vocalcli.console import emit_json, out, progress_bar, say
@@ -24,11 +25,7 @@ class Mode(StrEnum):
     BOTH = "both"
 
 
-class Gender(StrEnum):
-    F = "f"
-    M = "m"
-
-
+Gender = choice_enum("Gender", GENDERS)
 GenderFeatures = choice_enum("GenderFeatures", GENDER_FEATURES)
 
 
