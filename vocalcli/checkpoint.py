@@ -16,6 +16,7 @@ A checkpoint is a dict that rebuilds its model without today's vocal.yaml::
 
 from __future__ import annotations
 
+import pickle
 import platform
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,14 @@ def load(path: Path, kind: str | None = None, train_command: str = "") -> dict[s
         raise CheckpointError(f"no checkpoint at {path}{hint}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
-        raise CheckpointError(f"{path} is not a readable vocal checkpoint ({type(e).__name__}: {e}); "
-                              f"delete it and train again{hint}") from None
+    except pickle.UnpicklingError:
+        # torch's own text ends by suggesting weights_only=False, which would run the file's code
+        raise CheckpointError(f"{path} is not a vocal checkpoint: it holds pickled Python objects, which vocal "
+                              f"never runs, so it was not loaded; delete it and train again{hint}") from None
+    except Exception as e:  # truncated zip, not a torch file, ...: errors come in many types
+        why = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
+        raise CheckpointError(f"{path} is not a readable vocal checkpoint ({type(e).__name__}"
+                              f"{': ' + why if why else ''}); delete it and train again{hint}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a vocal checkpoint; delete it and train again{hint}")
     if ckpt["format_version"] > FORMAT_VERSION:

@@ -8,6 +8,7 @@ Field metadata carries the unit/help text that is written as a comment into voca
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,8 @@ def _coerce(tp: Any, value: Any, key: str, f: dataclasses.Field) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
+        if not math.isfinite(value):  # .inf / .nan pass the type check and fail much later, per song
+            raise ConfigError(f"'{key}' must be a finite number, got {value!r} in vocal.yaml")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -238,6 +241,8 @@ def _coerce(tp: Any, value: Any, key: str, f: dataclasses.Field) -> Any:
     if tp is list:
         if not isinstance(value, list):
             raise bad
+        if any(isinstance(x, float) and not math.isfinite(x) for x in value):
+            raise ConfigError(f"'{key}' must hold finite numbers, got {value!r} in vocal.yaml")
         return value
     return value
 
@@ -250,6 +255,7 @@ def validate(cfg: Config) -> Config:
         if not ok:
             raise ConfigError(f"'{key}' {msg} in vocal.yaml")
 
+    need(0 <= cfg.seed < 2**32, "seed", "must be in [0, 2**32 - 1] (numpy, torch and Annoy all take it)")
     need(a.sample_rate > 0, "audio.sample_rate", "must be positive")
     need(a.n_fft > 0 and a.win_length <= a.n_fft, "audio.win_length", "must be <= audio.n_fft")
     need(a.hop_length > 0, "audio.hop_length", "must be positive")
@@ -309,9 +315,16 @@ def load(path: Path) -> Config:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                          "save it as UTF-8, or delete it to regenerate defaults") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}; fix it or delete it to regenerate defaults") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise ConfigError(f"{path} is not valid YAML{where} ({what}); fix it or delete it to regenerate "
+                          "defaults") from None
     try:
         return from_dict(data)
     except ConfigError as e:

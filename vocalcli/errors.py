@@ -38,3 +38,11 @@ class DeviceError(VocalError):
 
 class CheckpointError(VocalError):
     """A checkpoint is unreadable, of the wrong kind, or does not match the configuration."""
+
+
+class ProjectBusy(VocalError):
+    """Another vocal process is writing the project; the message names it (command and PID)."""
+
+
+class WriteError(VocalError):
+    """A file could not be written (no permission, disk full, read-only disk); the message names it."""
