@@ -19,6 +19,9 @@ FIELDS = [
 """catalog.csv columns; size + mtime_ns detect a changed source, settings = hash of what shaped the mel;
 f0_hz / f0_p75_hz = the sung register (vocalcli.pitch), for gender."""
 
+REQUIRED = ("song_id", "singer", "status", "mel")
+"""Columns every reader relies on: a catalog without one is refused in one line, not used half."""
+
 GENDERS = ("f", "m")
 """The gender codes: the classes of vocalcli.gender and the values of --gender."""
 GENDER_WORDS = {"f": "female", "m": "male"}
@@ -54,7 +57,8 @@ def read(project: project_mod.Project) -> list[dict[str, str]]:
     """Every row, in catalog order; MissingArtifact (naming 'vocal prepare') when there is no catalog."""
     if not project.catalog.is_file():
         raise MissingArtifact(f"no {project.catalog.name} in {project.root}; run 'vocal prepare SONGS_DIR' first")
-    return project_mod.read_csv(project.catalog)
+    return project_mod.read_csv(project.catalog, required=REQUIRED,
+                                fix="rerun 'vocal prepare SONGS_DIR' to rewrite it")
 
 
 def ok_rows(project: project_mod.Project) -> list[dict[str, str]]:

@@ -168,6 +168,11 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
                 cols[k].append(parts[k])
         if progress:
             progress(advance=1)
+    if not ids:  # never replace good embeddings with an empty set
+        why = f"; the first failure: {failed[0]['song_id']}: {failed[0]['reason']}" if failed else ""
+        raise MissingArtifact(f"no song could be embedded ({len(songs)} 'ok' songs in {project.catalog}{why}); "
+                              f"the embeddings in {project.embeddings} are left as they were; run 'vocal "
+                              "prepare SONGS_DIR' first")
     dims = {"timbre": emb.encoder.cfg.embedding_dim + cepstral.dim(tb), "encoder": emb.encoder.cfg.embedding_dim,
             "cepstral": cepstral.dim(tb), "melody": 0}
     arrays = {k: np.stack(v).astype(np.float32) if v else np.zeros((0, dims[k]), np.float32)
@@ -196,15 +201,15 @@ class Embeddings:
 
 
 def load_embeddings(project: project_mod.Project) -> Embeddings:
-    """The project's embeddings; refuses missing or stale ones (made by other checkpoints)."""
-    import json
-
+    """The project's embeddings; refuses missing, damaged or stale ones (made by other checkpoints)."""
     d = project.embeddings
     files = [d / "meta.json", d / "timbre.npy", d / "melody.npy", d / "ids.csv"]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise MissingArtifact(f"no embeddings in {d} ({', '.join(missing)} missing); run 'vocal embed'")
-    meta = json.loads(files[0].read_text(encoding="utf-8"))
+    meta = project_mod.read_json(files[0], "run 'vocal embed'")
+    if not isinstance(meta, dict):
+        raise StaleArtifact(f"{files[0]} is damaged (not a JSON object); run 'vocal embed'")
     current = {}
     for t, spec in TASKS.items():
         p = project.checkpoint(t, "best")
@@ -220,9 +225,10 @@ def load_embeddings(project: project_mod.Project) -> Embeddings:
     if meta.get("timbre") != want:
         raise StaleArtifact(f"embeddings in {d} were made with timbre settings {meta.get('timbre')}, vocal.yaml "
                             f"now says {want}; run 'vocal embed'")
-    ids = [r["song_id"] for r in project_mod.read_csv(files[3])]
-    timbre, melody = np.load(files[1]), np.load(files[2])
-    parts = {k: np.load(d / f"{k}.npy") for k in ("encoder", "cepstral") if (d / f"{k}.npy").exists()}
+    ids = [r["song_id"] for r in project_mod.read_csv(files[3], required=("song_id",), fix="run 'vocal embed'")]
+    timbre, melody = (project_mod.load_npy(f, "run 'vocal embed'") for f in files[1:3])
+    parts = {k: project_mod.load_npy(d / f"{k}.npy", "run 'vocal embed'") for k in ("encoder", "cepstral")
+             if (d / f"{k}.npy").exists()}
     if not all(len(ids) == len(a) for a in (timbre, melody, *parts.values())):
         raise StaleArtifact(f"embeddings in {d} are inconsistent ({len(ids)} ids, {len(timbre)} timbre, "
                             f"{len(melody)} melody rows); run 'vocal embed'")

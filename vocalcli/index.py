@@ -236,12 +236,13 @@ class SongIndex:
 
 
 def read_sidecar(project: project_mod.Project) -> dict:
-    import json
-
     d = project.index_dir
     if not (d / SIDECAR_NAME).is_file() or not (d / ANN_NAME).is_file():
         raise MissingArtifact(f"no song index in {d}; run 'vocal index'")
-    info = json.loads((d / SIDECAR_NAME).read_text())
+    info = project_mod.read_json(d / SIDECAR_NAME, "run 'vocal index'")
+    keys = ("dim", "metric", "n", "n_trees", "search_k", "weights", "ids", "sources")
+    if not isinstance(info, dict) or any(k not in info for k in keys):
+        raise StaleArtifact(f"{d / SIDECAR_NAME} is damaged (keys missing); run 'vocal index'")
     if info.get("format_version") != FORMAT_VERSION:
         raise StaleArtifact(f"{d / SIDECAR_NAME} has format {info.get('format_version')}, this vocal reads "
                             f"{FORMAT_VERSION}; run 'vocal index'")
@@ -276,8 +277,12 @@ def load_index(project: project_mod.Project, cfg: Config | None = None) -> SongI
     emb = load_embeddings(project)
     if list(emb.ids) != info["ids"]:
         raise StaleArtifact("the embedded songs differ from the indexed ones; run 'vocal index'")
+    ann_path = project.index_dir / ANN_NAME
+    if project_mod.file_digest(ann_path) != info["sources"].get("ann"):
+        # Annoy memory-maps what it is given: a truncated file would crash or answer garbage
+        raise StaleArtifact(f"{ann_path} does not match {SIDECAR_NAME} (damaged or replaced); run 'vocal index'")
     ann = AnnoyIndex(int(info["dim"]), info["metric"])
-    ann.load(str(project.index_dir / ANN_NAME))
+    ann.load(str(ann_path))
     if ann.get_n_items() != info["n"]:
         raise StaleArtifact(f"{project.index_dir / ANN_NAME} holds {ann.get_n_items()} songs, the sidecar "
                             f"{info['n']}; run 'vocal index'")

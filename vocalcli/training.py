@@ -171,6 +171,17 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
             with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row, default=float) + "\n")
 
+    if result.resumed_from is not None and rank == 0 and checkpoints is not None:
+        # A kill between writing last.pt and best.pt leaves best.pt an epoch behind for good: the epoch
+        # resumed after is never validated again. last.pt holds that epoch's model and score, so re-judge.
+        best_path = checkpoints / "best.pt"
+        held = -math.inf
+        if best_path.exists():
+            held = float(checkpoint.load(best_path, task.name).get("metrics", {}).get("score", -math.inf))
+        if held < best and float(metrics.get("score", -math.inf)) >= best:
+            save("best", start_epoch)
+            say(f"{best_path} was older than the best epoch ({start_epoch}); rewrote it from {last}")
+
     if progress:
         progress(advance=0, total=max(total, 1))
         if step:
