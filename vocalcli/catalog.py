@@ -14,10 +14,11 @@ from vocalcli.errors import MissingArtifact, VocalError
 
 FIELDS = [
     "song_id", "singer", "title", "source", "duration_s", "status", "reason", "mel",
-    "gender", "genre", "separation", "f0_hz", "f0_p75_hz", "size", "mtime_ns", "settings",
+    "gender", "genre", "separation", "f0_hz", "f0_p75_hz", "size", "mtime_ns", "settings", "mel_stamp",
 ]
 """catalog.csv columns; size + mtime_ns detect a changed source, settings = hash of what shaped the mel;
-f0_hz / f0_p75_hz = the sung register (vocalcli.pitch), for gender."""
+f0_hz / f0_p75_hz = the sung register (vocalcli.pitch), for gender; mel_stamp = size:mtime_ns of the mel
+as written, so a mel rewritten since is never trusted (vocalcli.prepare.mel_stamp)."""
 
 REQUIRED = ("song_id", "singer", "status", "mel")
 """Columns every reader relies on: a catalog without one is refused in one line, not used half."""
@@ -39,17 +40,40 @@ def gender_word(label: str | None) -> str | None:
     return GENDER_WORDS.get(normalise_gender(label) or "")
 
 
-def read_singers(path: Path | None) -> dict[str, dict[str, str]]:
-    """singers.csv (singer, gender[, genre]) -> {singer: {'gender': 'female'|'male'|<as written>, 'genre'}}."""
+def read_singers(path: Path | None, warnings: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """singers.csv (singer, gender[, genre]) -> {singer: {'gender': 'female'|'male'|..., 'genre': ...}}.
+
+    Header names are matched without case or surrounding spaces. A singer listed twice with different
+    values is an error (which one is right?); a gender other than f/m/female/male/... is kept as written
+    and noted in ``warnings``, because the gender classifier will not use it.
+    """
     if path is None or not Path(path).is_file():
         return {}
-    rows = project_mod.read_csv(Path(path))
-    if rows and ("singer" not in rows[0] or "gender" not in rows[0]):
-        raise VocalError(f"{path}: needs columns singer,gender[,genre]; found {', '.join(rows[0])}")
-    meta = {}
-    for r in rows:
-        g = (r.get("gender") or "").strip().lower()
-        meta[r["singer"].strip()] = {"gender": gender_word(g) or g, "genre": (r.get("genre") or "").strip()}
+    raw = project_mod.read_csv(Path(path))
+    rows = [{(k or "").strip().lower(): (v or "") for k, v in r.items() if isinstance(v, str)} for r in raw]
+    header = [(k or "").strip().lower() for k in (raw[0].keys() if raw else [])]
+    if raw and ("singer" not in header or "gender" not in header):
+        raise VocalError(f"{path}: needs columns singer,gender[,genre]; found {', '.join(map(str, raw[0]))}")
+    meta: dict[str, dict[str, str]] = {}
+    line_of: dict[str, int] = {}
+    unknown: dict[str, list[str]] = {}
+    for line, r in enumerate(rows, start=2):
+        name = r["singer"].strip()
+        if not name:
+            continue
+        g = r.get("gender", "").strip().lower()
+        entry = {"gender": gender_word(g) or g, "genre": r.get("genre", "").strip()}
+        if name in meta and meta[name] != entry:
+            raise VocalError(f"{path}: singer {name!r} is listed twice with different values (lines "
+                             f"{line_of[name]} and {line}); keep one row per singer")
+        meta[name], line_of[name] = entry, line
+        if g and normalise_gender(g) is None:
+            unknown.setdefault(g, []).append(name)
+    if warnings is not None and unknown:
+        what = "; ".join(f"{g!r} ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''})"
+                         for g, names in unknown.items())
+        warnings.append(f"{path}: gender {what} is not f/m/female/male: kept as written, but the gender "
+                        "classifier leaves these singers out")
     return meta
 
 

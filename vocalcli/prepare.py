@@ -11,12 +11,15 @@ import hashlib
 import json
 import os
 import re
+import signal
+import sys
+import threading
 import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,9 @@ from vocalcli.errors import AudioError, ConfigError, VocalError
 PIPELINE_VERSION = 3  # 2: fluctuation-weighted tracker; 3: pitch from the separator's own track
 """Bump when the meaning of a stored mel changes: every song is then redone on the next prepare."""
 
-FINAL = {"ok", "too_short", "silent"}
-"""Statuses that are a property of the file itself; anything else is a failure (exit code 1)."""
+FINAL = {"ok", "too_short", "silent", "duplicate"}
+"""Statuses that are a property of the file itself (or say it is already in the library); anything else is
+a failure (exit code 1)."""
 
 
 @dataclass(frozen=True)
@@ -59,22 +63,158 @@ def song_id(singer: str, source: str) -> str:
     source path holds.
     """
     stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha1(source.encode("utf-8", "surrogateescape")).hexdigest()[:8]  # undecodable bytes too
     return f"{_slug(singer, 40)}_{_slug(stem, 60)}_{digest}"
+
+
+LOSSLESS = (".flac", ".wav", ".aiff", ".aif")
+"""When one song is in a folder in several formats, the first of these (else the first by name) is used."""
+
+FOLDER_HINT = "expected SONGS_DIR/<singer>/<song>.<ext>"
+
+
+def _printable(name: str) -> str:
+    """A path with the bytes that are not UTF-8 shown as \\xNN (os.scandir keeps them as surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def scan(songs_dir: Path) -> tuple[list[SongFile], list[dict[str, str]]]:
+    """Every audio file under ``songs_dir/<singer>/`` (any depth, sorted), and what could not be used.
+
+    The second list holds catalog rows (singer, source, status, reason) for what is not a song to
+    prepare, so nothing is skipped silently: audio directly in SONGS_DIR (``no_singer``), names that are
+    not UTF-8 (``bad_name``), unreadable folders and broken symlinks (``unreadable``), and the same
+    folder or file reached twice, by a symlink (``rootloop -> .``), a hard link, or one song saved in
+    two formats (``duplicate``, not a failure).
+    """
+    songs_dir = Path(songs_dir)
+    if not songs_dir.exists():
+        raise VocalError(f"songs directory {songs_dir} does not exist; {FOLDER_HINT}")
+    if not songs_dir.is_dir():
+        raise VocalError(f"{songs_dir} is a file, not a folder: 'vocal prepare' takes the folder that holds one "
+                         f"folder per singer ({FOLDER_HINT}); for one song use 'vocal recommend FILE'")
+    root = os.stat(songs_dir)
+    above = {(root.st_dev, root.st_ino)}
+    for parent in songs_dir.resolve().parents:
+        st = os.stat(parent)
+        above.add((st.st_dev, st.st_ino))
+    seen_dirs: dict[tuple[int, int], str] = {}
+    candidates: list[tuple[str, str, str, tuple[int, int], bool]] = []  # singer, source, path, inode, symlink?
+    songs: list[SongFile] = []
+    problems: list[dict[str, str]] = []
+
+    def problem(singer: str, source: str, status: str, reason: str) -> None:
+        problems.append({"singer": _printable(singer), "source": _printable(source), "status": status,
+                         "reason": reason})
+
+    def entries(path: str, singer: str, source: str) -> list[os.DirEntry] | None:
+        try:
+            with os.scandir(path) as it:
+                return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as e:
+            problem(singer, source, "unreadable", f"cannot read this folder ({e.strerror}); fix its permissions")
+            return None
+
+    def folder(path: str, singer: str, source: str) -> None:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+        if key in above:
+            problem(singer, source, "duplicate", "a symlink to SONGS_DIR or a folder above it; not read (it would "
+                    "add the library again)")
+            return
+        if key in seen_dirs:
+            problem(singer, source, "duplicate", f"the same folder as {_printable(seen_dirs[key])}; not read twice")
+            return
+        seen_dirs[key] = source
+        listing = entries(path, singer, source)
+        if listing is None:
+            return
+        audio: list[os.DirEntry] = []
+        for e in listing:
+            rel = f"{source}/{e.name}"
+            if not _is_utf8(e.name):
+                problem(singer, rel, "bad_name", "the name is not valid UTF-8 text; rename it (e.g. convmv -f "
+                        "latin1 -t utf-8)")
+            elif _entry_is_dir(e):
+                folder(e.path, singer, rel)
+            elif _entry_is_file(e):
+                if e.name.lower().endswith(AUDIO_EXTENSIONS):
+                    audio.append(e)
+            elif e.is_symlink():
+                problem(singer, rel, "unreadable", f"a broken symlink (to {_printable(os.readlink(e.path))}); "
+                        "fix or delete it")
+        by_stem: dict[str, list[os.DirEntry]] = {}
+        for e in audio:
+            by_stem.setdefault(e.name.rsplit(".", 1)[0].lower(), []).append(e)
+        for e in audio:
+            rel = f"{source}/{e.name}"
+            group = by_stem[e.name.rsplit(".", 1)[0].lower()]
+            first = min(group, key=lambda x: (_format_rank(x.name), x.name))
+            if e is not first:
+                problem(singer, rel, "duplicate", f"the same song as {first.name} in another format; only "
+                        f"{first.name} is used (rename this file if it is a different song)")
+                continue
+            st = os.stat(e.path)
+            candidates.append((singer, rel, e.path, (st.st_dev, st.st_ino), e.is_symlink()))
+
+    try:
+        top = sorted((e for e in os.scandir(songs_dir) if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as e:
+        raise VocalError(f"cannot read songs directory {songs_dir} ({e.strerror}); fix its permissions") from None
+    for e in top:
+        if not _is_utf8(e.name):
+            problem("", e.name, "bad_name", "the name is not valid UTF-8 text; rename it (e.g. convmv -f latin1 "
+                    "-t utf-8)")
+        elif _entry_is_dir(e):
+            folder(e.path, e.name, e.name)
+        elif _entry_is_file(e) and e.name.lower().endswith(AUDIO_EXTENSIONS):
+            problem("", e.name, "no_singer", f"audio directly in SONGS_DIR has no singer; move it into "
+                    f"SONGS_DIR/<singer>/ ({FOLDER_HINT})")
+        elif e.is_symlink() and not _entry_is_file(e):
+            problem(e.name, e.name, "unreadable", f"a broken symlink (to {_printable(os.readlink(e.path))}); "
+                    "fix or delete it")
+    # one file reached twice (symlink, hard link): the real file, else the first one, is the song
+    keep: dict[tuple[int, int], str] = {}
+    for c in sorted(candidates, key=lambda c: c[4]):  # stable sort: real files first, then symlinks
+        keep.setdefault(c[3], c[1])
+    for singer, rel, path, key, _ in candidates:
+        if keep[key] == rel:
+            songs.append(SongFile(singer, rel, str(Path(path).resolve())))
+        else:
+            problem(singer, rel, "duplicate", f"the same file as {keep[key]}; used once")
+    return songs, problems
+
+
+def _entry_is_dir(e: os.DirEntry) -> bool:
+    try:
+        return e.is_dir()  # follows symlinks; False for broken ones
+    except OSError:  # a symlink loop (ELOOP)
+        return False
+
+
+def _entry_is_file(e: os.DirEntry) -> bool:
+    try:
+        return e.is_file()
+    except OSError:
+        return False
+
+
+def _format_rank(name: str) -> int:
+    ext = "." + name.rsplit(".", 1)[-1].lower()
+    return LOSSLESS.index(ext) if ext in LOSSLESS else len(LOSSLESS)
 
 
 def discover(songs_dir: Path) -> list[SongFile]:
     """Every audio file under ``songs_dir/<singer>/`` (any depth), sorted for determinism."""
-    songs_dir = Path(songs_dir)
-    if not songs_dir.is_dir():
-        raise VocalError(f"songs directory {songs_dir} does not exist; expected SONGS_DIR/<singer>/<song>.<ext>")
-    out = []
-    for singer_dir in sorted(p for p in songs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(singer_dir.rglob("*")):
-            if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):
-                rel = f.relative_to(songs_dir).as_posix()
-                out.append(SongFile(singer_dir.name, rel, str(f.resolve())))
-    return out
+    return scan(songs_dir)[0]
 
 
 def settings_hash(cfg: AudioConfig, separation: str, silence_db: float) -> str:
@@ -150,12 +290,50 @@ def prepare_file(job: Job) -> dict[str, Any]:
     return {**row, "separation": used, **{k: f"{v:.1f}" for k, v in pitch.items()}}
 
 
-def _init_worker() -> None:
-    """One BLAS/torch thread per process: processes, not threads, are how prepare scales."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
+def _init_worker(parent: int) -> None:
+    """Set up a prepare worker: one BLAS/torch thread (processes, not threads, are how prepare scales),
+    Ctrl-C left to the parent (which stops the pool itself), and death with the parent.
 
-    torch.set_num_threads(1)
+    A worker holds ~300 MB; one that outlived a killed parent would keep it until its job ended and then
+    wait forever. On Linux the kernel kills it the moment the parent dies (PR_SET_PDEATHSIG); elsewhere a
+    thread notices within a second. Its half-written temp file is swept by the next run.
+    """
+    os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported (demucs imports it on first use)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vocal-parent-watch", daemon=True).start()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the running workers now (an interrupted prepare keeps the
+    rows it has; the songs in flight are redone on the next run)."""
+    import multiprocessing as mp
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = mp.active_children()
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.join(timeout=5)
+        if w.is_alive():
+            w.kill()
+            w.join(timeout=5)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -183,6 +361,7 @@ class PrepareResult:
     separation: str
     catalog: Path
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # singers.csv notes: unknown gender codes, ...
 
     @property
     def counts(self) -> dict[str, int]:
@@ -200,8 +379,22 @@ def _is_done(old: dict[str, str] | None, song: SongFile, st: os.stat_result, set
     if old.get("size") != str(st.st_size) or old.get("mtime_ns") != str(st.st_mtime_ns):
         return False
     if old.get("status") == "ok":  # rows from before pitch statistics existed are redone
-        return bool(old.get("mel")) and (proj.root / old["mel"]).is_file() and bool(old.get("f0_hz"))
+        return bool(old.get("f0_hz")) and bool(old.get("mel")) and old.get("mel_stamp") == mel_stamp(
+            proj.root / old["mel"])
     return True
+
+
+def mel_stamp(path: Path) -> str:
+    """'size:mtime_ns' of a stored mel, recorded in its catalog row when it is written.
+
+    A mel rewritten since (by a run with other settings, or one killed before it wrote its row) no longer
+    matches its row's stamp, so a rerun redoes the song instead of trusting a row about another mel.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def prepare_files(
@@ -222,12 +415,29 @@ def prepare_files(
     """
     t0 = time.perf_counter()
     songs_dir = Path(songs_dir).resolve()
+    if meta_path is not None and not Path(meta_path).is_file():
+        raise VocalError(f"singers file {meta_path} does not exist; fix the --meta path, or leave it out to use "
+                         "SONGS_DIR/singers.csv")
     if meta_path is None and (songs_dir / "singers.csv").is_file():
         meta_path = songs_dir / "singers.csv"
-    meta = catalog.read_singers(meta_path)
+    warnings: list[str] = []
+    meta = catalog.read_singers(meta_path, warnings)
     method = resolve_separation(cfg.prepare.separate)
     settings = settings_hash(cfg.audio, method, cfg.prepare.silence_db)
-    songs = [s for s in discover(songs_dir) if in_shard(s.song_id, shard)]
+    found, problems = scan(songs_dir)
+    if not found:
+        loose = sum(p["status"] == "no_singer" for p in problems)
+        raise VocalError(f"no songs in singer folders under {songs_dir}"
+                         + (f" ({loose} audio files lie directly in it)" if loose else "")
+                         + f"; {FOLDER_HINT}, e.g. {songs_dir}/alice/song.flac. Nothing was changed")
+    missing = sorted(set(meta) - {s.singer for s in found})
+    if missing:
+        warnings.append(f"{meta_path}: {len(missing)} singers have no folder in {songs_dir}: "
+                        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (check the spelling)")
+    songs = [s for s in found if in_shard(s.song_id, shard)]
+    problem_rows = [{**p, "song_id": song_id(p["singer"], p["source"]), "title": p["source"].rsplit("/", 1)[-1],
+                     "settings": settings} for p in problems]
+    problem_rows = [r for r in problem_rows if in_shard(r["song_id"], shard)]
     catalog_path = proj.shard_catalog(*shard) if shard else proj.catalog
     old = {r["song_id"]: r for r in project_mod.read_csv(catalog_path)} if catalog_path.exists() else {}
 
@@ -251,7 +461,7 @@ def prepare_files(
                                                "settings": settings})
 
     def flush() -> None:
-        ordered = [rows[s.song_id] for s in songs if s.song_id in rows]
+        ordered = [rows[s.song_id] for s in songs if s.song_id in rows] + problem_rows
         catalog.write(catalog_path, ordered)
 
     jobs = [Job(s, str(proj.mel_path(s.song_id)), cfg.audio, method, cfg.prepare.silence_db)
@@ -263,8 +473,10 @@ def prepare_files(
     def record(song_base: dict[str, Any], result: dict[str, Any]) -> None:
         nonlocal last_flush
         row = {**song_base, **result}
-        if row["status"] == "ok":
-            row["mel"] = Path(proj.mel_path(row["song_id"])).relative_to(proj.root).as_posix()
+        if row["status"] == "ok":  # the row is made only now, after its mel was written
+            mel = proj.mel_path(row["song_id"])
+            row["mel"] = Path(mel).relative_to(proj.root).as_posix()
+            row["mel_stamp"] = mel_stamp(mel)
         rows[row["song_id"]] = row
         if progress:
             progress(advance=1)
@@ -279,15 +491,21 @@ def prepare_files(
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_init_worker) as pool:
+            pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                       initargs=(os.getpid(),))
+            try:
                 for (_, base), result in zip(todo, pool.map(prepare_file, jobs, chunksize=1), strict=True):
                     record(base, result)
+            except BaseException:  # Ctrl-C, SIGTERM, a full disk: no worker may outlive this call
+                _stop_workers(pool)
+                project_mod.sweep_temps(proj.mels)  # what the stopped workers were writing
+                raise
+            pool.shutdown()
     finally:
         flush()
-    ordered = [rows[s.song_id] for s in songs if s.song_id in rows]
+    ordered = [rows[s.song_id] for s in songs if s.song_id in rows] + problem_rows
     return PrepareResult(ordered, len(jobs), len(songs) - len(jobs), method, catalog_path,
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, warnings)
 
 
 def merge_shards(proj: project_mod.Project) -> list[dict[str, str]]:
@@ -318,6 +536,8 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
 
     a: AudioConfig = cfg.audio
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"the query {path} is a folder; give one audio file (or --song-id ID / --singer NAME)")
     if not path.is_file():
         raise AudioError(f"query file {path} does not exist")
     warnings: list[str] = []
@@ -335,6 +555,10 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
     if dec.samples.shape[1] == 0:
         raise AudioError(f"{path}: no audio samples")
     y = audio.resample(audio.to_mono(dec.samples), dec.sample_rate, a.sample_rate)
+    level = audio.rms_db(y)
+    if not level >= cfg.prepare.silence_db:  # the catalog calls such a library song 'silent'
+        raise AudioError(f"no voice in the query {path}: the window is silent ({level:.1f} dBFS < "
+                         f"prepare.silence_db {cfg.prepare.silence_db:g} dBFS)")
     from vocalcli.pitch import separate_with_pitch
 
     vocal, used, pitch = separate_with_pitch(y, a.sample_rate, resolve_separation(separate or cfg.prepare.separate))
