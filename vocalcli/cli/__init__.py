@@ -9,20 +9,33 @@ stays instant.
 from __future__ import annotations
 
 import os
+import signal
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from vocalcli.cli import demo, prepare, train, use
-from vocalcli.cli.options import QuietOpt
+from vocalcli.cli import demo, options, prepare, train, use
+from vocalcli.cli.options import QuietOpt, RootProjectOpt, WaitOpt
 from vocalcli.console import err, set_quiet
 from vocalcli.errors import VocalError
 from vocalcli.tasks import TASKS
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, a closing terminal) unwinds like Ctrl-C: workers stopped, work kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 class _ErrorBoundary(TyperGroup):
-    """Known errors become one red line and exit 1; VOCAL_DEBUG=1 shows the traceback instead."""
+    """Known errors become one line and exit 1; VOCAL_DEBUG=1 shows the traceback instead.
+
+    The line is never wrapped (soft_wrap): a log or a test sees the whole message on one line.
+    """
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
@@ -30,11 +43,29 @@ class _ErrorBoundary(TyperGroup):
         except VocalError as e:
             if os.environ.get("VOCAL_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            _error(str(e))
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: finished work is kept; rerun to continue")
-            raise typer.Exit(130) from None
+        except OSError as e:  # what no library turned into a VocalError: still one line, naming the file
+            if os.environ.get("VOCAL_DEBUG"):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            _error(f"{where}{e.strerror or e}; rerun with VOCAL_DEBUG=1 for the details")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt as e:
+            err.print("[yellow]interrupted[/]: finished work is kept; rerun to continue", soft_wrap=True)
+            raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import vocalcli
+
+        print(f"vocal {vocalcli.__version__}")
+        raise typer.Exit()
 
 
 app = typer.Typer(
@@ -51,11 +82,19 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(quiet: QuietOpt = False) -> None:
+def _root(
+    project: RootProjectOpt = None,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
+    version: Annotated[bool, typer.Option("--version", help="Print vocal's version and exit.", is_eager=True,
+                                          callback=_version)] = False,
+) -> None:
     set_quiet(quiet)
+    options._given.update(project=project, wait=wait)
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="vocal")
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vocalcli.cli.options import JsonOpt
+from vocalcli.cli.options import JsonOpt, QuietOpt, WaitOpt, writing
 from vocalcli.console import emit_json, say
 
 
@@ -20,6 +20,8 @@ def demo(
         "--quick", help="14-second songs and a 10-second window instead of 2:40 songs (for tests).")] = False,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel processes.", min=1)] = 2,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Synthesize a small labelled library and run the whole pipeline on it, explaining each step.
 
@@ -39,7 +41,10 @@ def demo(
 
     from vocalcli.console import progress_bar
 
-    report = demo_mod.run_demo(directory, quick=quick, workers=workers, step=step, progress_factory=progress_bar)
+    directory.mkdir(parents=True, exist_ok=True)
+    with writing(directory, "vocal demo"):
+        report = demo_mod.run_demo(directory, quick=quick, workers=workers, step=step,
+                                   progress_factory=progress_bar)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     say(f"done in {report['seconds']:.0f} s. Try: cd {directory} && vocal --help")
     if json_out:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from vocalcli.cli.options import ForceOpt, JsonOpt, ProjectOpt, SeparateOpt, WorkersOpt
+from vocalcli.cli.options import ForceOpt, JsonOpt, ProjectOpt, QuietOpt, SeparateOpt, WaitOpt, WorkersOpt, writing
 from vocalcli.console import emit_json, err, say
 from vocalcli.errors import VocalError
 
@@ -34,6 +34,8 @@ def prepare(
     merge_shards: Annotated[bool, typer.Option(
         "--merge-shards", help="Merge the shard catalogs of finished --shard runs into catalog.csv.")] = False,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Decode, separate the voice, cut the window and compute log-mels for every song.
 
@@ -49,7 +51,8 @@ def prepare(
     root = project or Path(os.environ.get("VOCAL_PROJECT") or ".")
     if merge_shards:
         proj = project_mod.find(root)
-        rows = prep.merge_shards(proj)
+        with writing(proj.root, "vocal prepare --merge-shards"):  # refused (or --wait) while a shard runs
+            rows = prep.merge_shards(proj)
         say(f"merged shard catalogs: {len(rows)} songs in {proj.catalog}")
         if json_out:
             emit_json({"songs": len(rows), "catalog": str(proj.catalog)})
@@ -62,16 +65,18 @@ def prepare(
         say(f"created project {proj.root} (every setting in {proj.config_path.name})")
     cfg = config_mod.override(proj.load_config(), {"prepare.separate": separate.value if separate else None})
     shard_t = prep.parse_shard(shard)
-    with progress_bar("prepare", total=None) as bar:
+    with writing(proj.root, "vocal prepare", shard_t), progress_bar("prepare", total=None) as bar:
         result = prep.prepare_files(
             proj, songs_dir, cfg, meta_path=meta, workers=workers, force=force, shard=shard_t,
             progress=bar, on_total=lambda n: bar(advance=0, total=n),
         )
     _render_prepare(result)
+    for w in result.warnings:
+        say(f"[yellow]warning:[/] {w}")
     if json_out:
         emit_json({"counts": result.counts, "processed": result.processed, "skipped": result.skipped,
                     "separation": result.separation, "catalog": str(result.catalog),
-                    "seconds": round(result.seconds, 2),
+                    "seconds": round(result.seconds, 2), "warnings": result.warnings,
                     "failed": [{k: r[k] for k in ("source", "status", "reason")} for r in result.failed]})
     if result.failed:
         raise typer.Exit(1)
@@ -114,6 +119,8 @@ def balance(
         "--holdout-singers", help="Put K whole singers into the test split (unseen-singer checks).",
         min=0, show_default=False)] = None,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Pick exactly N full-length songs per singer and split them train/val/test within each singer.
 
@@ -129,13 +136,14 @@ def balance(
 
     proj = project_mod.find(project)
     cfg = proj.load_config()
-    result = bal.balance(catalog.read(proj), cfg.balance, cfg.seed,
-                         songs_per_singer, holdout_singers)
-    if not result.rows:
-        raise VocalError(
-            f"no singer has {songs_per_singer or cfg.balance.songs_per_singer} usable songs; "
-            "lower --songs-per-singer or add songs (see 'vocal prepare' summary)")
-    project_mod.write_csv(proj.balanced, result.rows, project_mod.BALANCED_FIELDS)
+    with writing(proj.root, "vocal balance"):
+        result = bal.balance(catalog.read(proj), cfg.balance, cfg.seed,
+                             songs_per_singer, holdout_singers)
+        if not result.rows:
+            raise VocalError(
+                f"no singer has {songs_per_singer or cfg.balance.songs_per_singer} usable songs; "
+                "lower --songs-per-singer or add songs (see 'vocal prepare' summary)")
+        project_mod.write_csv(proj.balanced, result.rows, project_mod.BALANCED_FIELDS)
     if not is_quiet():
         sc = result.split_counts()
         err.print(f"kept {len(result.kept_singers)} singers x {len(result.rows) // len(result.kept_singers)} "

@@ -12,7 +12,18 @@ from typing import Annotated, Any
 import typer
 
 from vocalcli.cli import options
-from vocalcli.cli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, WorkersOpt, choice_enum
+from vocalcli.cli.options import (
+    Device,
+    DeviceOpt,
+    GpuOpt,
+    JsonOpt,
+    ProjectOpt,
+    QuietOpt,
+    WaitOpt,
+    WorkersOpt,
+    choice_enum,
+    writing,
+)
 from vocalcli.config import ROLES
 from vocalcli.console import emit_json, out, progress_bar, say
 
@@ -97,11 +108,12 @@ def _train(task: str, project_dir: Any, cfg_over: dict[str, Any], epochs, batch_
     dev = resolve_device(device.value, gpu)
     say(f"training {task} on {dev}")
     try:
-        with progress_bar(f"train {task}", total=None, extra=_PROGRESS_EXTRA, loss=float("nan"),
-                          rate=0.0) as update:
-            fit = training.train(task, project, cfg, dev, resume=resume, progress=update, log=say)
-        payload = _result(fit)
-        payload["embeddings"] = _after_training(project, cfg, dev, embed, as_json)
+        with writing(project.root, f"vocal train-{task}"):
+            with progress_bar(f"train {task}", total=None, extra=_PROGRESS_EXTRA, loss=float("nan"),
+                              rate=0.0) as update:
+                fit = training.train(task, project, cfg, dev, resume=resume, progress=update, log=say)
+            payload = _result(fit)
+            payload["embeddings"] = _after_training(project, cfg, dev, embed, as_json)
     finally:
         import torch.distributed as dist
 
@@ -133,6 +145,8 @@ def train_contrastive(
     workers: WorkersOpt = None,
     embed: EmbedOpt = True,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Train the timbre / vocal-style encoder (self-supervised contrastive, Yakura et al. 2022)."""
     over = {"contrastive.pitch_shift": pitch_shift.value if pitch_shift else None,
@@ -174,6 +188,8 @@ def train_tcae(
     workers: WorkersOpt = None,
     embed: EmbedOpt = True,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Train the melody model (Time Causal AutoEncoder); prints its receptive field."""
     _train("tcae", project, {}, epochs, batch_size, lr, device, gpu, resume, workers, embed, as_json)
@@ -183,11 +199,14 @@ def embed(
     device: DeviceOpt = Device.AUTO,
     gpu: GpuOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Write timbre and melody embeddings of every 'ok' song (embeddings/)."""
     from vocalcli.device import resolve_device
 
     proj = options.open_project(project)
     dev = resolve_device(device.value, gpu)
-    summary = _run_embed(proj, proj.load_config(), dev)
+    with writing(proj.root, "vocal embed"):
+        summary = _run_embed(proj, proj.load_config(), dev)
     _finish({"embeddings": summary, **summary}, as_json)

@@ -14,7 +14,19 @@ from typing import Annotated, Any
 import typer
 
 from vocalcli.catalog import GENDERS
-from vocalcli.cli.options import Device, DeviceOpt, GpuOpt, JsonOpt, ProjectOpt, SeparateOpt, choice_enum, open_project
+from vocalcli.cli.options import (
+    Device,
+    DeviceOpt,
+    GpuOpt,
+    JsonOpt,
+    ProjectOpt,
+    QuietOpt,
+    SeparateOpt,
+    WaitOpt,
+    choice_enum,
+    open_project,
+    writing,
+)
 from vocalcli.config import GENDER_FEATURES
 from vocalcli.console import emit_json, out, progress_bar, say
 
@@ -65,13 +77,15 @@ def gender_train(
         "--features", help="Classifier input (default: gender.features in vocal.yaml). Every kind is "
         "evaluated on held-out singers and compared; this one is saved.", show_default=False)] = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Train the gender classifier (split by singer) -> checkpoints/gender/best.pt."""
     from vocalcli import gender
 
     proj = open_project(project)
     cfg = proj.load_config()
-    with progress_bar("mel statistics", total=None) as update:
+    with writing(proj.root, "vocal classify-gender train"), progress_bar("mel statistics", total=None) as update:
         report = gender.train(proj, cfg, features.value if features else None, progress=update)
     if json_:
         emit_json(report)
@@ -101,6 +115,7 @@ def gender_predict(
     device: DeviceOpt = Device.AUTO,
     gpu: GpuOpt = False,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Print gender (f/m) + probability for audio files and/or unlabelled catalog songs."""
     from vocalcli import gender
@@ -145,6 +160,8 @@ def index(
                                                  "for recall@10 >= 0.99 (default: vocal.yaml).",
                                                  show_default=False)] = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Build the song index (index/songs.ann + index/index.json) over every embedded song."""
     from dataclasses import asdict
@@ -154,7 +171,7 @@ def index(
 
     proj = open_project(project)
     cfg = config_mod.override(proj.load_config(), {"index.n_trees": n_trees, "index.search_k": search_k})
-    with progress_bar("indexing", total=3) as update:
+    with writing(proj.root, "vocal index"), progress_bar("indexing", total=3) as update:
         info = index.build_index(proj, cfg, progress=update)
     if json_:
         emit_json(asdict(info))
@@ -184,6 +201,7 @@ def recommend(
     device: DeviceOpt = Device.AUTO,
     gpu: GpuOpt = False,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Songs whose singing voice (and/or melody) is like QUERY's."""
     from vocalcli.recommend import recommend
@@ -225,6 +243,7 @@ def evaluate(
         "melody MAP.", show_default=False)] = None,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Every metric next to its baseline, in one report (`runs/evaluate/TIMESTAMP/report.json`)."""
     from vocalcli.evaluate import METRICS, evaluate
@@ -261,6 +280,7 @@ def plot(
     height: Annotated[int, typer.Option("--height", min=100, help="Image height in pixels.")] = 800,
     project: ProjectOpt = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """A 2-D map (t-SNE/PCA) of the chosen singers' song embeddings, as PNG."""
     from dataclasses import asdict
