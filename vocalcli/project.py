@@ -219,9 +219,9 @@ def write_json(path: Path, obj: Any) -> None:
 def save_npy(path: Path, array: Any) -> None:
     import numpy as np
 
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
+    buf = io.BytesIO()  # np.save into a real file reports a full disk without its errno ("N requested")
+    np.save(buf, array)
+    write_bytes(path, buf.getvalue())
 
 
 def write_csv(path: Path, rows: Iterable[dict[str, Any]], fields: list[str]) -> None:
