@@ -130,6 +130,8 @@ def _write_error(path: Path, e: OSError) -> WriteError:
         fix = "free some space (or move the project with -p) and rerun; finished work is kept"
     elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "make the folder writable, or pass -p DIR for a project folder you can write"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = "a file stands where a folder is needed; pass -p DIR for a project folder"
     else:
         fix = "check the disk and rerun; finished work is kept"
     return WriteError(f"cannot write {e.filename or path}: {what}; {fix}")
@@ -265,12 +267,12 @@ def read_json(path: Path, fix: str) -> Any:
         raise StaleArtifact(f"{path} is damaged (not valid JSON: {str(e).splitlines()[0]}); {fix}") from None
 
 
-def load_npy(path: Path, fix: str, ndim: int = 2, mmap: bool = False) -> Any:
+def load_npy(path: Path, fix: str, ndim: int = 2) -> Any:
     """A float array artefact [ndim dims]; a truncated, pickled or non-float file is a StaleArtifact."""
     import numpy as np
 
     try:
-        a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        a = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise StaleArtifact(f"{path} is damaged or not a plain array ({str(e).splitlines()[0]}); {fix}") from None
     if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.ndim != ndim:
