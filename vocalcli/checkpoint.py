@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,18 @@ def load(path: Path, kind: str | None = None, train_command: str = "") -> dict[s
         raise CheckpointError(f"no checkpoint at {path}{hint}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's own text ends by suggesting weights_only=False, which would run the file's code
-        raise CheckpointError(f"{path} is not a vocal checkpoint: it holds pickled Python objects, which vocal "
-                              f"never runs, so it was not loaded; delete it and train again{hint}") from None
+    except pickle.UnpicklingError as e:
+        # torch's text (dozens of lines) ends by suggesting weights_only=False, which would run the file's code
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if refused is None:  # bytes that are no pickle at all
+            raise CheckpointError(f"{path} is not a readable vocal checkpoint (not a torch checkpoint file); delete "
+                                  f"it and train again{hint}") from None
+        raise CheckpointError(f"{path} is not a vocal checkpoint: it holds pickled Python objects "
+                              f"({refused.group(1)}), which vocal never runs, so it was not loaded; delete it and "
+                              f"train again{hint}") from None
     except Exception as e:  # truncated zip, not a torch file, ...: errors come in many types
-        why = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
-        raise CheckpointError(f"{path} is not a readable vocal checkpoint ({type(e).__name__}"
-                              f"{': ' + why if why else ''}); delete it and train again{hint}") from None
+        raise CheckpointError(f"{path} is not a readable vocal checkpoint ({_first_sentence(e)}); delete it and "
+                              f"train again{hint}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a vocal checkpoint; delete it and train again{hint}")
     if ckpt["format_version"] > FORMAT_VERSION:
@@ -82,6 +87,12 @@ def load(path: Path, kind: str | None = None, train_command: str = "") -> dict[s
     if kind is not None and ckpt.get("kind") != kind:
         raise CheckpointError(f"{path} holds a '{ckpt.get('kind')}' model, expected '{kind}'")
     return ckpt
+
+
+def _first_sentence(e: Exception) -> str:
+    """'Type: first sentence' of an exception whose text may run to many lines."""
+    why = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
+    return type(e).__name__ + (f": {why}" if why else "")
 
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
