@@ -41,6 +41,13 @@ def test_exactly_n_with_replacement_and_drops() -> None:
             (splits.count("train"), splits.count("val"), splits.count("test")) == (21, 5, 4)
 
 
+def test_rows_without_a_singer_are_neither_kept_nor_dropped() -> None:
+    """prepare lists loose files (no singer folder) in the catalog; they are not a blank 'dropped singer'."""
+    cat = fake_catalog({"a": (30, 0)}) + [{"song_id": "loose", "singer": "", "status": "no_singer"}]
+    res = balance(cat, BalanceConfig(), seed=0)
+    assert res.kept_singers == ["a"] and res.dropped == []
+
+
 def test_deterministic_and_seed_dependent() -> None:
     cat = fake_catalog({"a": (50, 0), "b": (45, 2)})
     r1, r2 = balance(cat, BalanceConfig(), seed=0), balance(cat, BalanceConfig(), seed=0)

@@ -68,7 +68,8 @@ def balance(catalog: list[dict[str, str]], cfg: BalanceConfig, seed: int,
     k_hold = holdout_singers if holdout_singers is not None else cfg.holdout_singers
     by_singer: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in catalog:
-        by_singer[r["singer"]].append(r)
+        if r.get("singer"):  # loose files and links outside singer folders are listed by prepare, not here
+            by_singer[r["singer"]].append(r)
     chosen: dict[str, list[str]] = {}
     dropped, replaced = [], {}
     for singer in sorted(by_singer):
