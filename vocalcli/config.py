@@ -172,6 +172,17 @@ class IndexConfig:
 
 
 @dataclass
+class ReportConfig:
+    """vocal report: the project page (clips, recommendations, map)"""
+
+    clip_s: float = opt(10.0, "seconds per audio clip: the loudest stretch of the analysed window's voice")
+    clip_kbps: float = opt(20.0, "Ogg Opus bitrate of each mono clip, kbit/s (20 = ~26 kB per 10 s clip)")
+    top_k: int = opt(10, "recommendations (other singers' songs) shown and put in each song's playlist")
+    map_method: str = opt("tsne", "2-D projection of the timbre map, as in vocal plot", choices=("tsne", "pca"))
+    songs_per_chunk: int = opt(100, "songs per lazily loaded data file of the page")
+
+
+@dataclass
 class Config:
     seed: int = opt(0, "one seed for numpy, torch, DataLoader, Annoy and splits")
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -182,6 +193,7 @@ class Config:
     gender: GenderConfig = field(default_factory=GenderConfig)
     timbre: TimbreConfig = field(default_factory=TimbreConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -303,6 +315,10 @@ def validate(cfg: Config) -> Config:
     w = cfg.index.weights
     need(w.timbre >= 0 and w.melody >= 0 and w.timbre + w.melody > 0, "index.weights",
          "must be >= 0 and not both 0")
+    r = cfg.report
+    need(0 < r.clip_s <= 60, "report.clip_s", "must be in (0, 60] seconds")
+    need(6 <= r.clip_kbps <= 256, "report.clip_kbps", "must be in [6, 256] kbit/s (Opus' range)")
+    need(r.top_k >= 1 and r.songs_per_chunk >= 1, "report.top_k/songs_per_chunk", "must be >= 1")
     return cfg
 
 
