@@ -13,7 +13,7 @@ from pathlib import Path
 from audio_fixtures import voice, write
 from test_index import make_use_project
 
-from vocalcli import index
+from vocalcli import catalog, index
 from vocalcli import project as project_mod
 
 SR = 16000
@@ -31,7 +31,7 @@ def make_report_project(root: Path, with_index: bool = True, with_runs: bool = T
             f0 = float(r["f0_hz"]) if r.get("f0_hz") else 220.0
             write(songs / r["source"], voice(SONG_S, SR, f0=f0 / 2, seed=k), SR)
             r["separation"] = "harmonic" if k % 2 else "none"
-    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, rows)
     project_mod.write_json(proj.prepare_info, {"songs_dir": str(songs.resolve()), "separation": "harmonic"})
     if with_index:
         index.build_index(proj, proj.load_config())

@@ -22,6 +22,8 @@ ROLES = ("pos", "neg", "none")
 """What a contrastive transformation is: positive view, negative, or off."""
 GENDER_FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
 """gender.features / classify-gender --features (vocalcli.gender)."""
+PROJECTIONS = ("tsne", "pca")
+"""2-D maps of the embeddings: report.map_method / plot --method (vocalcli.plot.project_2d)."""
 
 
 def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
@@ -178,7 +180,7 @@ class ReportConfig:
     clip_s: float = opt(10.0, "seconds per audio clip: the loudest stretch of the analysed window's voice")
     clip_kbps: float = opt(20.0, "Ogg Opus bitrate of each mono clip, kbit/s (20 = ~26 kB per 10 s clip)")
     top_k: int = opt(10, "recommendations (other singers' songs) shown and put in each song's playlist")
-    map_method: str = opt("tsne", "2-D projection of the timbre map, as in vocal plot", choices=("tsne", "pca"))
+    map_method: str = opt("tsne", "2-D projection of the timbre map, as in vocal plot", choices=PROJECTIONS)
     songs_per_chunk: int = opt(100, "songs per lazily loaded data file of the page")
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from vocalcli import project as project_mod
-from vocalcli.config import Config
+from vocalcli.config import PROJECTIONS, Config
 from vocalcli.errors import VocalError
 
 COLORS = ("singer", "gender", "genre")
 EMBEDDINGS = ("timbre", "melody")
-METHODS = ("tsne", "pca")
+METHODS = PROJECTIONS
 DEFAULT_SINGERS = 4
 DPI = 100
 

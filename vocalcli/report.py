@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from vocalcli import catalog as catalog_mod
 from vocalcli import clips as clips_mod
 from vocalcli import playlist
 from vocalcli import project as project_mod
@@ -51,7 +52,6 @@ MAX_CURVE_POINTS = 400
 """Training curves are averaged into at most this many points per series (the page stays small)."""
 TRAINING_RUNS = ("contrastive", "tcae")
 """runs/<task>/ folders whose metrics.jsonl become curves."""
-BASELINE_LABELS = {"_mfcc": "MFCC mean+std", "_chroma": "chroma 2D-FFT"}
 
 
 @dataclass
@@ -85,18 +85,17 @@ def latest_evaluation(project: project_mod.Project) -> dict[str, Any] | None:
 
 def evaluation_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The evaluate report as table rows: metric, vocal, baseline, what the baseline is, who wins."""
-    from vocalcli.evaluate import BASELINES
+    from vocalcli.evaluate import METRICS
 
     rows = []
-    for key, base in BASELINES.items():
-        ours = report.get(key)
-        ref = report.get(base) if base else 1.0
-        label = next((v for k, v in BASELINE_LABELS.items() if base and base.endswith(k)), "exact search")
+    for m in METRICS:
+        ours = report.get(m.key)
+        ref = report.get(m.baseline) if m.baseline else 1.0
         better = None
         if ours is not None and ref is not None:
-            better = ours <= ref if key.endswith(".eer") else ours >= ref
-        rows.append({"metric": key, "vocal": ours, "baseline": ref, "baseline_is": label,
-                     "lower_is_better": key.endswith(".eer"), "vocal_at_least_baseline": better})
+            better = ours >= ref if m.higher_is_better else ours <= ref
+        rows.append({"metric": m.key, "vocal": ours, "baseline": ref, "baseline_is": m.baseline_label,
+                     "lower_is_better": not m.higher_is_better, "vocal_at_least_baseline": better})
     return rows
 
 
@@ -274,15 +273,13 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
 
     t0 = time.perf_counter()
     tick = progress or (lambda **_: None)
-    if not project.catalog.is_file():
-        raise MissingArtifact(f"no catalog in {project.root}; run 'vocal prepare SONGS_DIR' first")
+    catalog = catalog_mod.read(project)
     out_dir = Path(out_dir) if out_dir is not None else project.root / "report"
     if out_dir.resolve() == project.root.resolve():
         raise VocalError("the report needs its own folder (it removes files it no longer needs there); "
                          "pass -o DIR, e.g. -o report")
     out_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    catalog = project_mod.read_csv(project.catalog)
     ok_rows = [r for r in catalog if r.get("status") == "ok"]
     failed_rows = [r for r in catalog if r.get("status") != "ok"]
     row_of = {r["song_id"]: r for r in ok_rows}
@@ -292,11 +289,13 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
     try:
         genders = gender_mod.song_genders(project, list(row_of))
     except VocalError as e:
-        genders = {sid: (g, "catalog") for sid, r in row_of.items() if (g := gender_mod.normalise(r.get("gender")))}
+        genders = {sid: (g, "catalog") for sid, r in row_of.items()
+                   if (g := catalog_mod.normalise_gender(r.get("gender")))}
         notes.append(f"gender predictions left out: {e}")
 
     # --- map (embeddings) and recommendations (index)
-    from vocalcli.index import embedding_digests, load_embeddings, load_index, normalise
+    from vocalcli.index import embedding_digests, load_embeddings, load_index
+    from vocalcli.vectors import l2_rows
 
     xy_of: dict[str, tuple[float, float]] = {}
     map_info: dict[str, Any] | None = None
@@ -311,7 +310,7 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
         rows = [emb_row[s] for s in ids]
         tick(advance=0, total=1, description="map (2-D projection)")
         digest = json.dumps(embedding_digests(project), sort_keys=True)
-        xy, used = _map_xy(out_dir, ids, normalise(emb.timbre[rows]), cfg.report.map_method, cfg.seed, digest)
+        xy, used = _map_xy(out_dir, ids, l2_rows(emb.timbre[rows]), cfg.report.map_method, cfg.seed, digest)
         xy = _unit_square(xy)
         xy_of = {s: (round(float(p[0]), 4), round(float(p[1]), 4)) for s, p in zip(ids, xy, strict=True)}
         map_info = {"method": used, "embedding": "timbre", "songs": len(ids)}
@@ -431,7 +430,7 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
         rows_s = by_singer[s]
         ok = [r for r in rows_s if r.get("status") == "ok"]
         first = rows_s[0]
-        labelled = gender_mod.normalise(first.get("gender")) or ""
+        labelled = catalog_mod.normalise_gender(first.get("gender")) or ""
         predicted = Counter(gender_code(r["song_id"]) for r in ok).most_common(1)[0][0] if ok and not labelled else ""
         singers.append({"name": s, "gender": labelled or predicted, "genre": first.get("genre") or "",
                         "songs": len(ok), "not_prepared": len(rows_s) - len(ok)})
