@@ -34,10 +34,15 @@ def test_demo_quick_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert "docs/quality.md" in report["evaluate"]["caveat"]
 
     assert (root / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["report"]["songs"] == 45 and report["report"]["clips_written"] == 45
+    page = root / "report" / "index.html"
+    assert Path(report["report"]["page"]) == page and page.is_file()
+    assert "report/index.html" in r.output  # the path to open is printed
     # a rerun reuses the songs and the prepared mels
     r = CliRunner().invoke(app, ["demo", str(root), "--quick", "--json", "-w", "1"])
     again = json.loads(r.stdout)
     assert again["synthesize"].get("reused") and again["prepare"]["processed"] == 0
+    assert again["report"]["clips_reused"] == 45 and again["report"]["clips_written"] == 0
 
 
 def test_demo_names_the_metrics_that_lost_to_their_baseline():

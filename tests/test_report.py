@@ -220,3 +220,45 @@ def test_report_settings_are_checked():
         from_dict({"report": {"clip_kbps": 1.0}})
     with pytest.raises(ConfigError, match="report.map_method"):
         from_dict({"report": {"map_method": "umap"}})
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+def test_vocal_report_command_writes_the_site_and_says_where(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from vocalcli.cli import app
+
+    proj, _ = built
+    r = CliRunner().invoke(app, ["report", "-p", str(proj.root), "-o", str(tmp_path / "site"), "--json"])
+    assert r.exit_code == 0, r.output
+    payload = json.loads(r.stdout[r.stdout.index("{"):])
+    assert payload["songs"] == 36 and payload["clips_written"] == 36 and Path(payload["path"]).is_file()
+    r = CliRunner().invoke(app, ["report", "-p", str(proj.root), "-o", str(tmp_path / "site")])
+    assert r.exit_code == 0 and (tmp_path / "site" / "index.html").as_uri() in r.output.replace("\n", "")
+
+
+def test_vocal_report_without_a_prepared_project_says_what_to_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from vocalcli.cli import app
+
+    (tmp_path / "vocal.yaml").write_text("")
+    r = CliRunner().invoke(app, ["report", "-p", str(tmp_path)])
+    assert r.exit_code == 1 and "vocal prepare" in " ".join(r.output.split())
+
+
+def test_recommend_m3u_writes_the_query_and_its_matches(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from vocalcli.cli import app
+
+    proj, _ = built
+    out = tmp_path / "like.m3u8"
+    r = CliRunner().invoke(app, ["recommend", "--song-id", "ann-song2", "-k", "4", "--m3u", str(out), "-p",
+                                 str(proj.root), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout[r.stdout.index("{"):])["playlist"] == str(out)
+    paths = playlist.read_m3u8(out)
+    assert len(paths) == 5 and paths[0].endswith("ann/2.wav") and all(Path(p).is_file() for p in paths)
+    assert not any("/ann/" in p for p in paths[1:])  # other singers, as the table says
+    assert out.read_text().count("#EXTINF:5,") == 5

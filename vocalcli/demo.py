@@ -92,7 +92,7 @@ def _no_progress(description: str, total: int | None, **fields: Any) -> Iterator
 def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | None = None,
              progress_factory: Callable[..., Any] | None = None, device: str = "auto") -> dict[str, Any]:
     """Synthesize -> prepare -> balance -> train both models -> embed -> gender -> index -> recommend
-    -> evaluate -> plot. Returns every step's summary (what the CLI prints and --json dumps)."""
+    -> evaluate -> plot -> report. Returns every step's summary (what the CLI prints and --json dumps)."""
     from vocalcli import balance as bal
     from vocalcli import prepare as prep
 
@@ -184,6 +184,15 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
     pr = plot.plot_map(proj, cfg, root / "map.png")
     report["plot"] = {"png": str(Path(pr.path).relative_to(root)), "singers": pr.singers, "method": pr.method}
     note("plot", report["plot"])
+
+    from vocalcli import report as report_mod
+
+    with bar("report", None) as tick:
+        site = report_mod.write_report(proj, cfg, root / "report", workers=workers, progress=tick)
+    report["report"] = {"page": str(site.path), "songs": site.songs, "clips_written": site.clips_written,
+                        "clips_reused": site.clips_reused, "megabytes": round(site.bytes / 1e6, 1),
+                        "notes": site.notes}
+    note("report", report["report"])
     return report
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vocalcli import project as project_mod
 from vocalcli.errors import VocalError
@@ -43,7 +44,8 @@ def m3u8_text(entries: Iterable[Entry], title: str | None = None) -> str:
         if e.comment:
             lines.append(f"# {_one_line(e.comment)}")
         secs = -1 if e.seconds is None else max(0, round(e.seconds))
-        lines.append(f"#EXTINF:{secs},{_one_line(e.artist)} - {_one_line(e.title)}")
+        name = f"{_one_line(e.artist)} - {_one_line(e.title)}" if e.artist else _one_line(e.title)
+        lines.append(f"#EXTINF:{secs},{name}")
         lines.append(e.path)
     return "\n".join(lines) + "\n"
 
@@ -81,3 +83,26 @@ def catalog_entry(row: dict[str, str], base: Path | None, comment: str = "") -> 
     except ValueError:
         secs = float("nan")
     return Entry(str(path), row.get("singer", ""), row.get("title", ""), secs if secs == secs else None, comment)
+
+
+def recommendation_entries(project: project_mod.Project, result: Any) -> list[Entry]:
+    """A recommend.RecommendResult as playlist entries: the query (a file or an indexed song) first, then
+    every recommended song with its similarities as the comment."""
+    from vocalcli import catalog
+
+    rows = catalog.by_id(project)
+    base = songs_dir(project)
+    q = result.query
+    entries = []
+    if q.get("kind") == "audio":
+        path = Path(q["what"]).resolve()
+        entries.append(Entry(str(path), "", path.stem, None, "the query"))
+    elif q.get("kind") == "song" and q.get("what") in rows:
+        entries.append(catalog_entry(rows[q["what"]], base, "the query"))
+    for it in result.items:
+        row = rows.get(it.song_id)
+        if row is None:
+            continue
+        entries.append(catalog_entry(row, base, f"#{it.rank} score {it.score:.3f} (timbre {it.timbre_sim:.2f}, "
+                                                f"melody {it.melody_sim:.2f})"))
+    return entries

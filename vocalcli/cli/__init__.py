@@ -1,9 +1,9 @@
 """The `vocal` command: the Typer app, the one error boundary, and every command registered in one place.
 
-The commands are plain module-level functions in cli/prepare.py, cli/train.py, cli/use.py and
-cli/demo.py (shared option aliases in cli/options.py), so each can be imported and tested alone. Only
-typer/rich are imported at module level; each command imports the library it needs, so `vocal --help`
-stays instant.
+The commands are plain module-level functions in cli/prepare.py, cli/train.py, cli/use.py,
+cli/report.py and cli/demo.py (shared option aliases in cli/options.py), so each can be imported and
+tested alone. Only typer/rich are imported at module level; each command imports the library it needs,
+so `vocal --help` stays instant.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from vocalcli.cli import demo, options, prepare, train, use
+from vocalcli.cli import demo, options, prepare, report, train, use
 from vocalcli.cli.options import QuietOpt, RootProjectOpt, WaitOpt
 from vocalcli.console import err, set_quiet
 from vocalcli.errors import VocalError
@@ -117,4 +117,5 @@ app.command("index")(use.index)
 app.command("recommend")(use.recommend)
 app.command("evaluate")(use.evaluate)
 app.command("plot")(use.plot)
+app.command("report")(report.report)
 app.command("demo")(demo.demo)

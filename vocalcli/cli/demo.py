@@ -27,7 +27,7 @@ def demo(
 
     6 singers x 8 songs (male and female, each with its own timbre and vibrato, with accompaniment; some
     songs too short), then prepare -> balance -> train -> embed -> gender -> index -> recommend ->
-    evaluate -> plot. Rerunning reuses what is done.
+    evaluate -> plot -> report (a page to listen to). Rerunning reuses what is done.
     """
     import time
 
@@ -46,7 +46,8 @@ def demo(
         report = demo_mod.run_demo(directory, quick=quick, workers=workers, step=step,
                                    progress_factory=progress_bar)
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    say(f"done in {report['seconds']:.0f} s. Try: cd {directory} && vocal --help")
+    say(f"done in {report['seconds']:.0f} s. Listen to it: open [bold]{Path(report['report']['page']).as_uri()}[/] "
+        f"in a browser. Then try: cd {directory} && vocal --help")
     if json_out:
         emit_json(report)
 
@@ -72,6 +73,9 @@ def _describe(name: str, s: dict) -> str:
         if s.get("below_baseline"):
             line += f"\n  below the same-run baseline here: {'; '.join(s['below_baseline'])}"
         return line + (f"\n  note: {s['caveat']}" if s.get("caveat") else "")
+    if name == "report":
+        return (f"a page to listen to: {s['songs']} songs with clips of the mix and of the voice "
+                f"({s['clips_written']} written, {s['clips_reused']} reused, {s['megabytes']} MB)")
     if name == "balance":
         return (f"{s['kept']} singers kept, short songs replaced {s['replaced']}, dropped {s['dropped']}; "
                 f"splits {s['splits']}")

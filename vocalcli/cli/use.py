@@ -197,6 +197,9 @@ def recommend(
                                                   "else the classifier's prediction).",
                                                   show_default=False)] = None,
     separate: SeparateOpt = None,
+    m3u: Annotated[Path | None, typer.Option(
+        "--m3u", help="Also write the query and its matches as a playlist (.m3u8) that music players open.",
+        show_default=False)] = None,
     project: ProjectOpt = None,
     device: DeviceOpt = Device.AUTO,
     gpu: GpuOpt = False,
@@ -216,8 +219,13 @@ def recommend(
     )
     for w in res.warnings:
         say(f"[yellow]warning:[/] {w}")
+    if m3u is not None:
+        from vocalcli import playlist
+
+        playlist.write_m3u8(m3u, playlist.recommendation_entries(proj, res), f"vocal: like {res.query['what']}")
+        say(f"playlist: {m3u}")
     if json_:
-        emit_json(res.to_dict())
+        emit_json(res.to_dict() | ({"playlist": str(m3u)} if m3u is not None else {}))
         return
     from rich.table import Table
 
