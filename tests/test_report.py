@@ -90,7 +90,7 @@ def test_reasons_place_a_similarity_among_pairs_of_different_singers():
     assert reasons.note_name(220.0) == "A3" and reasons.note_name(261.63) == "C4" and reasons.note_name(None) is None
     text = reasons.reason(0.99, 0.1, stats, (0.8, 0.2), {"f0_hz": "220", "gender": "f", "genre": "pop"},
                           {"f0_hz": "233", "gender": "f", "genre": "pop"})
-    assert text.startswith("voice very close (0.99, closer than 100% of pairs by different singers); melody")
+    assert text.startswith("voice very close (0.99, closer than 99.9% of pairs by different singers); melody")
     assert "both sing around A#3" in text and "both female" in text and "both pop" in text
     text = reasons.reason(0.2, 0.99, stats, (0.0, 1.0), {"f0_hz": "110"}, {"f0_hz": "440"})
     assert text.startswith("melody very close") and "registers differ (A2 vs A4)" in text

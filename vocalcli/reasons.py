@@ -87,7 +87,10 @@ def _f0(meta: dict[str, Any]) -> float | None:
 
 
 def _part(name: str, cos: float, pct: float | None) -> str:
-    where = f", closer than {pct:.0%} of pairs by different singers" if pct is not None and pct >= 0.7 else ""
+    where = ""
+    if pct is not None and pct >= 0.7:  # above every sampled pair reads "99.9 %", not a boastful 100 %
+        where = f", closer than {pct:.0%}" if pct < 0.99 else f", closer than {min(pct, 0.999):.1%}"
+        where += " of pairs by different singers"
     return f"{name} {level(pct)} ({cos:.2f}{where})"
 
 

@@ -188,12 +188,13 @@ def _map_xy(out_dir: Path, ids: list[str], timbre: np.ndarray, method: str, seed
 
 
 def _unit_square(xy: np.ndarray) -> np.ndarray:
-    """Scale a point cloud into [0, 1]^2 keeping its aspect ratio (the page pads and flips y)."""
+    """Each axis scaled into [0, 1] on its own, as matplotlib does in `vocal plot`: the map fills its box
+    (t-SNE axes carry no units; the page pads and flips y). A flat axis sits at 0.5."""
     if len(xy) == 0:
         return xy
     lo, hi = xy.min(axis=0), xy.max(axis=0)
-    span = float(max((hi - lo).max(), 1e-9))
-    return (xy - lo) / span + (1 - (hi - lo) / span) / 2
+    span = hi - lo
+    return np.where(span > 1e-12, (xy - lo) / np.where(span > 1e-12, span, 1.0), 0.5)
 
 
 def recommendations(index: Any, singers: list[str], k: int, progress: Callable[..., None] | None = None

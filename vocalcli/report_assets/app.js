@@ -11,7 +11,8 @@
   const GENDER_WORDS = { "f": "female", "m": "male", "f?": "female (predicted)", "m?": "male (predicted)", "": "unknown" };
   const GENDER_COLORS = { "female": "#d6336c", "male": "#1c7ed6", "female (predicted)": "#f783ac",
                           "male (predicted)": "#74c0fc", "unknown": "#adb5bd" };
-  const W = 1000, H = 700, PAD = 24;
+  const PAD = 18, PAD_TOP = 32;  // the caption has the top strip of the map to itself
+  let W = 1000, H = 700;     // the map's size in pixels (its viewBox follows the box it is drawn in)
 
   let S = null;              // the site data
   let N = 0;                 // songs
@@ -128,12 +129,13 @@
     const g = { f: 0, m: 0, "": 0 };
     for (const s of singers) g[(s.gender || "")[0] || ""] += 1;
     const parts = [plural(singers.length, "singer"), plural(N, "song") + " prepared"];
-    if (S.failed.length) parts.push(plural(S.failed.length, "file") + " not prepared");
+    const failed = S.failed.length ? plural(S.failed.length, "file") + " not prepared" : null;
     if (g.f || g.m) parts.push(g.f + " female, " + g.m + " male" + (g[""] ? ", " + g[""] + " unknown" : ""));
     if (S.genres.length) parts.push("genres: " + S.genres.join(", "));
     const summary = document.getElementById("summary");
     summary.textContent = "";
     summary.append(el("b", {}, parts.join(" · ")));
+    if (failed) summary.append(" · ", el("a", { href: "#library-failed" }, failed));
     summary.append(el("span", { class: "muted" }, "  (report made " + S.made.replace("T", " ") + ")"));
     const how = document.getElementById("howto");
     how.textContent = S.map
@@ -163,14 +165,29 @@
     return out;
   }
 
-  function toScreen(i) {
-    const side = Math.min(W, H) - 2 * PAD;
-    const ox = (W - side) / 2, oy = (H - side) / 2;
-    return [ox + S.songs.x[i] * side, oy + (1 - S.songs.y[i]) * side];
+  function toScreen(i) {  // x, y in [0, 1] (each axis scaled on its own, as plot's matplotlib does)
+    return [PAD + S.songs.x[i] * (W - 2 * PAD), PAD_TOP + (1 - S.songs.y[i]) * (H - PAD_TOP - PAD)];
+  }
+
+  function fitMap() {
+    const box = document.getElementById("map-wrap").getBoundingClientRect();
+    if (box.width < 50 || box.height < 50) return;
+    W = Math.round(box.width);
+    H = Math.round(box.height);
+    document.getElementById("map").setAttribute("viewBox", "0 0 " + W + " " + H);
+    for (let i = 0; i < N; i++) {
+      if (!points[i]) continue;
+      const [cx, cy] = toScreen(i);
+      points[i].setAttribute("cx", cx.toFixed(1));
+      points[i].setAttribute("cy", cy.toFixed(1));
+    }
+    if (selected >= 0) drawSelection(chunks[S.songs.chunk[selected]] && chunks[S.songs.chunk[selected]][S.songs.id[selected]]);
   }
 
   function renderMap() {
     const map = document.getElementById("map");
+    const box = document.getElementById("map-wrap").getBoundingClientRect();
+    if (box.width >= 50 && box.height >= 50) { W = Math.round(box.width); H = Math.round(box.height); }
     map.setAttribute("viewBox", "0 0 " + W + " " + H);
     map.setAttribute("preserveAspectRatio", "xMidYMid meet");
     const onMap = S.songs.x.filter((x) => x !== null).length;
@@ -210,6 +227,8 @@
       tip.style.top = Math.min(y, box.height - tip.offsetHeight - 4) + "px";
     });
     map.addEventListener("mouseleave", () => { tip.hidden = true; });
+    let resizing = null;
+    window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(fitMap, 100); });
     map.addEventListener("click", (ev) => {
       const t = ev.target;
       if (t.classList && t.classList.contains("pt")) select(Number(t.getAttribute("data-i")), true, true);
@@ -405,7 +424,7 @@
     });
     t.append(tb);
     sec.append(t);
-    sec.append(el("h3", {}, "Files not prepared"));
+    sec.append(el("h3", { id: "library-failed" }, "Files not prepared"));
     if (!S.failed.length) { sec.append(el("p", { class: "muted" }, "Every file was prepared.")); return; }
     const f = el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "file"), el("th", {}, "status"),
                                                  el("th", {}, "why"))));
@@ -460,25 +479,25 @@
     for (const c of S.curves) {
       for (const x of ["step", "epoch"]) {
         const series = c.series.filter((s) => s.x === x);
-        if (series.length) box.append(chart(c.task + (x === "step" ? " training, per step" : " validation, per epoch") +
-                                            " (run " + c.runs[c.runs.length - 1] + ")", x, series));
+        if (series.length) box.append(chart(c.task + (x === "step" ? ": training loss per step" :
+                                                      ": validation per epoch"), c.runs[c.runs.length - 1], x, series));
       }
     }
     sec.append(box);
   }
 
-  function chart(title, xname, series) {
-    const cw = 560, ch = 190, L = 46, R = 10, T = 8, B = 22;
+  function chart(title, run, xname, series) {
+    const cw = 580, ch = 200, L = 52, R = 12, T = 10, B = 24;
     const xs = series.flatMap((s) => s.xs), ys = series.flatMap((s) => s.ys);
     let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
     let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    if (x1 === x0) x1 = x0 + 1;
+    if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-    const pad = (y1 - y0) * 0.05;
+    const pad = (y1 - y0) * 0.06;
     y0 -= pad; y1 += pad;
     const sx = (x) => L + (x - x0) / (x1 - x0) * (cw - L - R);
     const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (ch - T - B);
-    const s = svg("svg", { viewBox: "0 0 " + cw + " " + ch, preserveAspectRatio: "none" });
+    const s = svg("svg", { viewBox: "0 0 " + cw + " " + ch, preserveAspectRatio: "xMidYMid meet" });
     s.append(svg("line", { x1: L, y1: ch - B, x2: cw - R, y2: ch - B, class: "axis" }));
     s.append(svg("line", { x1: L, y1: T, x2: L, y2: ch - B, class: "axis" }));
     const tick = (x, y, text, anchor) => {
@@ -486,19 +505,23 @@
       t.textContent = text;
       s.append(t);
     };
-    for (const v of [y0 + pad, (y0 + y1) / 2, y1 - pad]) tick(L - 4, sy(v) + 3, v.toPrecision(3), "end");
-    tick(L, ch - 6, xname + " " + Math.round(x0), "start");
-    tick(cw - R, ch - 6, Math.round(x1), "end");
+    for (const v of [y0 + pad, (y0 + y1) / 2, y1 - pad]) tick(L - 5, sy(v) + 4, Number(v.toPrecision(3)), "end");
+    const xs0 = Math.min(...xs), xs1 = Math.max(...xs);
+    tick(sx(xs0), ch - 6, xname + " " + Math.round(xs0), "start");
+    if (xs1 !== xs0) tick(sx(xs1), ch - 6, Math.round(xs1), "end");
     const keys = el("div", { class: "keys" });
     series.forEach((se, k) => {
       const color = TAB10[k % TAB10.length];
       const d = se.xs.map((x, n) => (n ? "L" : "M") + sx(x).toFixed(1) + " " + sy(se.ys[n]).toFixed(1)).join("");
       s.append(svg("path", { d: d, class: "series", stroke: color,
                              "stroke-dasharray": se.key === "ln_n" ? "5 4" : "none" }));
+      if (se.xs.length <= 40) {  // few points (epochs): show each one
+        se.xs.forEach((x, n) => s.append(svg("circle", { cx: sx(x), cy: sy(se.ys[n]), r: 3, fill: color })));
+      }
       const last = se.ys[se.ys.length - 1];
-      keys.append(el("span", {}, el("span", { class: "sw", style: "display:inline-block;width:14px;height:3px;" +
-        "vertical-align:middle;margin-right:4px;background:" + color }), se.label + " (last " + fmt(last, 3) + ")"));
+      keys.append(el("span", {}, el("span", { class: "line", style: "background:" + color }),
+                     se.label + " (last " + fmt(last, 3) + ")"));
     });
-    return el("div", { class: "chart" }, el("h4", {}, title), s, keys);
+    return el("div", { class: "chart" }, el("h4", {}, title, " ", el("span", { class: "muted" }, "run " + run)), s, keys);
   }
 })();
