@@ -364,7 +364,8 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
         g, src = genders.get(sid, (None, None))
         return "" if g is None else g + ("?" if src == "predicted" else "")
 
-    table = {"id": [], "title": [], "singer": [], "gender": [], "genre": [], "x": [], "y": [], "chunk": []}
+    table = {"id": [], "title": [], "singer": [], "gender": [], "genre": [], "x": [], "y": [], "chunk": [],
+             "clip": []}
     for r in songs:
         sid = r["song_id"]
         p = xy_of.get(sid)
@@ -376,6 +377,7 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
         table["x"].append(p[0] if p else None)
         table["y"].append(p[1] if p else None)
         table["chunk"].append(chunk_of[sid])
+        table["clip"].append(1 if sid in clip_res.clips else 0)  # a match's clips play without its chunk
 
     meta_of = {sid: {"f0_hz": r.get("f0_hz"), "gender": genders.get(sid, (None,))[0], "genre": r.get("genre")}
                for sid, r in row_of.items()}
@@ -443,7 +445,8 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
         "failed": [{"source": r.get("source"), "singer": r.get("singer"), "status": r.get("status"),
                     "reason": r.get("reason")} for r in failed_rows],
         "map": map_info, "featured": featured, "top_k": cfg.report.top_k,
-        "clip": {"seconds": cfg.report.clip_s, "kbps": cfg.report.clip_kbps, "mime": clips_mod.MIME,
+        "clip": {"names": dict(zip(("mix", "voice"), clips_mod.clip_names("{id}"), strict=True)),
+                 "seconds": cfg.report.clip_s, "kbps": cfg.report.clip_kbps, "mime": clips_mod.MIME,
                  "sample_rate": cfg.audio.sample_rate, "window": [cfg.audio.start_s, cfg.audio.end_s]},
         "weights": index.weights if index is not None else None,
         "evaluation": ({"report": evaluation, "rows": evaluation_rows(evaluation)} if evaluation else None),

@@ -364,21 +364,18 @@
            el("span", { class: "bar", style: "width:" + Math.max(2, Math.round(40 * Math.max(0, score))) + "px" })),
         el("div", { class: "why" }, why));
       const buttons = el("div", { class: "buttons" });
-      const other = j === undefined ? null : chunks[S.songs.chunk[j]] && chunks[S.songs.chunk[j]][id];
+      if (j !== undefined && S.songs.clip[j]) {  // clip names come from site.js: no other chunk to load
+        buttons.append(playButton("▶ song", clipName("mix", id)), playButton("▶ voice only", clipName("voice", id)));
+      } else {
+        buttons.append(el("span", { class: "muted" }, "no clip"));
+      }
       li.append(buttons);
       ol.append(li);
-      const addButtons = (od) => {
-        if (!od || !od.clip) { buttons.append(el("span", { class: "muted" }, "no clip")); return; }
-        buttons.append(playButton("▶ song", od.clip.mix), playButton("▶ voice only", od.clip.voice));
-      };
-      if (other) addButtons(other);
-      else if (j !== undefined) loadChunk(S.songs.chunk[j], () => {
-        const c = chunks[S.songs.chunk[j]];
-        addButtons(c && c[id]);
-      });
     });
     card.append(ol);
   }
+
+  function clipName(kind, id) { return S.clip.names[kind].replace("{id}", id); }
 
   function playButton(label, src) {
     const a = el("audio", { preload: "none", src: src });
