@@ -177,10 +177,16 @@ def test_without_index_and_songs_the_report_still_opens_and_says_what_to_run(tmp
     assert site["notes"] == res.notes and site["evaluation"] is None and site["curves"] == []
 
 
-def test_the_report_refuses_the_project_folder_itself(tmp_path):
+def test_the_report_never_writes_into_a_folder_of_other_files(tmp_path):
     proj = make_report_project(tmp_path, with_index=False, with_runs=False)
-    with pytest.raises(VocalError, match="own folder"):
+    with pytest.raises(VocalError, match="holds other files"):
         report.write_report(proj, proj.load_config(), proj.root)
+    music = tmp_path / "music"
+    (music / "clips").mkdir(parents=True)
+    (music / "clips" / "mine.opus").write_bytes(b"a user's file")
+    with pytest.raises(VocalError, match="-o NEW_DIR"):
+        report.write_report(proj, proj.load_config(), music)
+    assert (music / "clips" / "mine.opus").read_bytes() == b"a user's file"
 
 
 def test_training_curves_follow_a_resumed_run(tmp_path):
