@@ -27,7 +27,7 @@ from vocalcli.cli.options import (
     open_project,
     writing,
 )
-from vocalcli.config import GENDER_FEATURES
+from vocalcli.config import GENDER_FEATURES, PROJECTIONS
 from vocalcli.console import emit_json, out, progress_bar, say
 
 
@@ -52,9 +52,7 @@ class EmbeddingKind(StrEnum):
     MELODY = "melody"
 
 
-class Method(StrEnum):
-    TSNE = "tsne"
-    PCA = "pca"
+Method = choice_enum("Method", PROJECTIONS)
 
 
 def _device(device: Device, gpu: bool) -> str:
