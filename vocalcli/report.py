@@ -277,7 +277,8 @@ def write_report(project: project_mod.Project, cfg: Config, out_dir: Path | None
     catalog = catalog_mod.read(project)
     out_dir = Path(out_dir) if out_dir is not None else project.root / "report"
     ours = (out_dir / "data" / "site.js").is_file()
-    if out_dir.resolve() == project.root.resolve() or (out_dir.is_dir() and any(out_dir.iterdir()) and not ours):
+    others = out_dir.is_dir() and any(not f.name.startswith(".") for f in out_dir.iterdir())  # .lock, temps
+    if out_dir.resolve() == project.root.resolve() or (others and not ours):
         raise VocalError(f"{out_dir} holds other files; the report needs an empty folder or an earlier report "
                          "(it removes the files it no longer needs there): pass -o NEW_DIR")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from vocalcli.cli.options import ForceOpt, JsonOpt, ProjectOpt, WorkersOpt, open_project
+from vocalcli.cli.options import (
+    ForceOpt,
+    JsonOpt,
+    ProjectOpt,
+    QuietOpt,
+    WaitOpt,
+    WorkersOpt,
+    open_project,
+    writing,
+)
 from vocalcli.console import emit_json, progress_bar, say
 
 
@@ -22,6 +31,8 @@ def report(
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Write the project as a page you open from disk: map, songs to listen to, matches, quality.
 
@@ -31,14 +42,16 @@ def report(
     with the reason in words, and a .m3u8 playlist; the library with every file that was not prepared
     and why; the last `vocal evaluate` and the training curves. Clips of unchanged songs are reused on
     a rerun (--force rewrites them). What is missing (no models, no index) is named with the command
-    to run, and the rest is still written.
+    to run, and the rest is still written. It reads the project like `vocal plot` (so it runs while a
+    model trains) and locks only its own folder against a second report.
     """
     from vocalcli.report import write_report
 
     proj = open_project(project)
     cfg = proj.load_config()
-    with progress_bar("report", total=None) as update:
-        res = write_report(proj, cfg, output, workers=workers, force=force, progress=update)
+    out_dir = output if output is not None else proj.root / "report"
+    with writing(out_dir, "vocal report"), progress_bar("report", total=None) as update:
+        res = write_report(proj, cfg, out_dir, workers=workers, force=force, progress=update)
     for note in res.notes:
         say(f"[yellow]note:[/] {note}")
     if res.clips_failed:
