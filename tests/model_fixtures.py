@@ -77,11 +77,13 @@ def tiny_config(**contrastive_train: int) -> Config:
     c = cfg.contrastive
     c.crop_s, c.channels, c.embedding_dim, c.queue_size, c.extract_hop_s, c.eval_crops = 1.0, 8, 16, 32, 1.0, 3
     c.train.epochs, c.train.batch_size, c.train.lr, c.train.warmup_steps = 2, 4, 3e-3, 2
+    c.train.steps_per_epoch, c.train.min_steps = 4, 0  # seconds per test, whatever the library
     for k, v in contrastive_train.items():
         setattr(c.train, k, v)
     t = cfg.tcae
     t.channels, t.latent_channels, t.layers_per_stack, t.stacks, t.crop_s = 8, 4, 3, 1, 2.0
     t.train.epochs, t.train.batch_size, t.train.lr, t.train.warmup_steps = 2, 4, 3e-3, 2
+    t.train.steps_per_epoch, t.train.min_steps = 10, 0
     return cfg
 
 

@@ -166,3 +166,53 @@ def test_a_setting_added_after_a_run_started_does_not_block_its_resume():
     assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
     cfg.contrastive.blocks = 3
     assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == ["contrastive.blocks: 4 -> 3"]
+
+
+def test_schedule_grows_with_the_library_and_the_device():
+    from vocalcli.config import Config
+
+    c, t = Config().contrastive.train, Config().tcae.train
+    # the seed's library: 3,150 training songs -> an epoch is one pass
+    big = training.plan_for(c, 3150, "cpu")
+    assert (big.steps_per_epoch, big.total, big.batch) == (98, 2940, 32)
+    assert big.looks >= 29 and big.warmup == round(0.02 * 2940)
+    assert training.plan_for(t, 3150, "cpu").steps_per_epoch == 393
+    # docs/quality.md's 35 training songs: min_steps keeps the measured 120 / 600 steps, warm-up 20
+    small_c, small_t = training.plan_for(c, 35, "cpu"), training.plan_for(t, 35, "cpu")
+    assert (small_c.steps_per_epoch, small_c.total, small_c.warmup) == (4, 120, 20)
+    assert (small_t.steps_per_epoch, small_t.total, small_t.warmup) == (10, 600, 20)
+    # CUDA: 4x the batch (lr x 2), never more than the training songs, never below batch_size
+    gpu = training.plan_for(c, 3150, "cuda")
+    assert gpu.batch == 128 and gpu.lr == pytest.approx(2 * c.lr) and gpu.steps_per_epoch == 3150 // 128
+    assert training.plan_for(c, 35, "cuda").batch == 35 and training.plan_for(c, 10, "cuda").batch == 32
+    # an explicit steps_per_epoch is what it says (no floor)
+    fixed = dataclasses.replace(c, steps_per_epoch=4)
+    assert training.plan_for(fixed, 3150, "cpu").total == 120
+
+
+def test_fit_says_its_plan_an_eta_and_warns_when_songs_go_unseen(proj):
+    cfg = _cfg(epochs=2, steps_per_epoch=0)
+    cfg.tcae.channels, cfg.tcae.latent_channels = 16, 8
+    cfg.tcae.train.min_steps = 12  # 8 training songs / batch 4 = 2 steps an epoch -> lengthened to 6
+    said: list[str] = []
+    r = training.fit(training.TCAETask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None,
+                     log=said.append)
+    assert r.step == 12 and r.plan.steps_per_epoch == 6
+    assert said[0].startswith("tcae: 2 epochs x 6 steps of 4 crops = 12 steps")
+    assert any("steps/s" in s and "for the remaining" in s for s in said), said
+    cfg.tcae.train.steps_per_epoch, cfg.tcae.train.epochs, cfg.tcae.train.batch_size = 1, 1, 2
+    said.clear()
+    r = training.fit(training.TCAETask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None,
+                     log=said.append)
+    assert any("never seen" in s and "steps_per_epoch: 0" in s for s in said) and r.notes
+
+
+def test_train_config_checks_the_new_keys():
+    from vocalcli.config import ConfigError, from_dict
+
+    for bad in ({"gpu_batch_size": 1}, {"workers": -2}, {"warmup_fraction": 1.0}, {"min_steps": -1}):
+        with pytest.raises(ConfigError, match="tcae.train"):
+            from_dict({"tcae": {"train": bad}})
+    tc = from_dict({"contrastive": {"train": {"workers": -1}}}).contrastive.train
+    assert tc.loader_workers("cpu", 16) == 0 and tc.loader_workers("cuda", 16) == 8
+    assert tc.loader_workers("cuda", 2) == 1

@@ -87,13 +87,38 @@ class TrainConfig:
     """training loop settings (each model has its own copy so they can differ)"""
 
     epochs: int = opt(30, "passes over the training songs")
-    batch_size: int = opt(32, "crops per step")
-    lr: float = opt(1e-3, "peak learning rate (AdamW), cosine decay after warmup")
+    batch_size: int = opt(32, "crops per step on CPU/MPS (the batch lr is set for)")
+    gpu_batch_size: int = opt(0, "crops per step on CUDA; 0 = auto: 4 x batch_size, at most the training "
+                                 "songs; lr is scaled by sqrt(gpu batch / batch_size)")
+    lr: float = opt(1e-3, "peak learning rate (AdamW) at batch_size, cosine decay after warmup")
     weight_decay: float = opt(1e-4, "AdamW weight decay")
-    warmup_steps: int = opt(100, "linear LR warmup steps")
+    warmup_steps: int = opt(100, "linear LR warmup steps (at least)")
+    warmup_fraction: float = opt(0.02, "linear LR warmup as a fraction of the run's steps, if longer")
     grad_clip: float = opt(1.0, "max gradient norm; 0 = off")
-    steps_per_epoch: int = opt(0, "steps per epoch; 0 = one crop per training song")
-    workers: int = opt(0, "DataLoader worker processes")
+    steps_per_epoch: int = opt(0, "steps per epoch; 0 = one pass: one crop of every training song")
+    min_steps: int = opt(0, "with steps_per_epoch 0: fewest steps of a run; a small library's epochs are "
+                            "lengthened (several passes) to reach it")
+    workers: int = opt(-1, "DataLoader worker processes; -1 = auto: none on CPU, min(8, CPUs - 1) on CUDA")
+    compile: bool = opt(False, "torch.compile the model for training (off: not measured to pay yet)")
+
+    def batch_for(self, device_type: str, n_train: int, world: int = 1) -> int:
+        """Crops per step per process on ``device_type``: batch_size, or on CUDA gpu_batch_size (auto: 4x
+        batch_size, never more than one pass of the training songs needs, never below batch_size)."""
+        if device_type != "cuda":
+            return self.batch_size
+        if self.gpu_batch_size > 0:
+            return self.gpu_batch_size
+        return max(self.batch_size, min(4 * self.batch_size, n_train // max(world, 1)))
+
+    def lr_for(self, batch: int) -> float:
+        """Peak lr for ``batch`` crops per step: ``lr`` at batch_size, square-root scaled (Adam) otherwise."""
+        return self.lr * (batch / self.batch_size) ** 0.5
+
+    def loader_workers(self, device_type: str, cpus: int) -> int:
+        """workers, with -1 resolved: reading crops in parallel pays only when an accelerator waits."""
+        if self.workers >= 0:
+            return self.workers
+        return max(0, min(8, cpus - 1)) if device_type == "cuda" else 0
 
 
 @dataclass
@@ -114,9 +139,10 @@ class ContrastiveConfig:
     time_pool: int = opt(2, "mel frames averaged before the convs (32 ms steps are fine for timbre, 2x cheaper)")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
-    # one crop per song per epoch made 1 step an epoch on a 35-song train split (30 steps in all, the LR
-    # never left warmup): 4 steps x 30 epochs, warmup 20 -> 120 steps
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(warmup_steps=20, steps_per_epoch=4))
+    # an epoch is one pass over the training songs (3,150 of the seed's 4,500 -> 98 steps of 32); a 35-song
+    # train split would get 1 step an epoch (30 in all, the LR never leaving warmup), so min_steps makes
+    # each of its epochs 4 steps: 120 steps, warmup 20, as measured in docs/quality.md
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(warmup_steps=20, min_steps=120))
 
 
 @dataclass
@@ -135,10 +161,11 @@ class TCAEConfig:
                                       "(0 = no view)")
     shift_weight: float = opt(0.0, "weight of the transposition term (needs ssm_weight > 0): the transposed "
                                    "view's latent must keep the original's self-similarity")
-    # 35 training songs / batch 8 would be 4 steps an epoch; 10 steps x 60 epochs = 600 steps (~2 min on
-    # one CPU core since the stacks run at the latent rate)
+    # 35 training songs / batch 8 would be 4 steps an epoch; min_steps makes it 10 steps x 60 epochs = 600
+    # steps (~2 min on one CPU core since the stacks run at the latent rate); the seed's 3,150 training
+    # songs are 393 steps an epoch
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=8, warmup_steps=20,
-                                                                    steps_per_epoch=10))
+                                                                    min_steps=600))
 
 
 @dataclass
@@ -308,8 +335,11 @@ def validate(cfg: Config) -> Config:
         need(t.batch_size >= 2, f"{sec}.train.batch_size", "must be >= 2")
         need(t.lr > 0, f"{sec}.train.lr", "must be positive")
         need(t.warmup_steps >= 0 and t.grad_clip >= 0, f"{sec}.train.warmup_steps/grad_clip", "must be >= 0")
-        need(t.steps_per_epoch >= 0 and t.workers >= 0, f"{sec}.train.steps_per_epoch/workers",
+        need(t.steps_per_epoch >= 0 and t.min_steps >= 0, f"{sec}.train.steps_per_epoch/min_steps",
              "must be >= 0")
+        need(t.gpu_batch_size == 0 or t.gpu_batch_size >= 2, f"{sec}.train.gpu_batch_size", "must be 0 or >= 2")
+        need(0 <= t.warmup_fraction < 1, f"{sec}.train.warmup_fraction", "must be in [0, 1)")
+        need(t.workers >= -1, f"{sec}.train.workers", "must be >= 0, or -1 for auto")
     tb = cfg.timbre
     need(tb.encoder_weight >= 0 and tb.cepstral_weight >= 0 and tb.encoder_weight + tb.cepstral_weight > 0,
          "timbre.encoder_weight/cepstral_weight", "must be >= 0 and not both 0")

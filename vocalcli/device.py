@@ -81,3 +81,13 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def tune_for(device: torch.device) -> None:
+    """CUDA speed switches for fixed-shape training: cuDNN picks the fastest conv algorithm per shape
+    (the crops never change shape), TF32 matmuls/convs where autocast leaves float32."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True

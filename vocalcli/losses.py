@@ -16,7 +16,7 @@ def info_nce(
     queue: torch.Tensor | None = None,
     ids: torch.Tensor | None = None,
     queue_ids: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, float]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE over positives, in-batch, transformed-view and queue negatives.
 
     query [B, D], key [B, D] (row i is the positive of query i), both L2-normalised.
@@ -26,7 +26,8 @@ def info_nce(
     memory bank). Rows of the batch or queue that come from the same song as query i (``ids`` [B],
     ``queue_ids`` [Q]) are masked out: a stale key of one's own song is not a negative.
 
-    Returns (mean loss, mean number of candidates N per query); chance level is ln N.
+    Returns (mean loss, mean number of candidates N per query as a 0-d tensor: reading it back as a number
+    would wait for the GPU every step); chance level is ln N.
     """
     b = query.shape[0]
     cands = [key]
@@ -46,12 +47,14 @@ def info_nce(
     logits = logits.masked_fill(mask, float("-inf"))
     labels = torch.arange(b, device=query.device)
     loss = F.cross_entropy(logits.float(), labels)
-    n = float((~mask).sum(dim=1).float().mean())
+    n = (~mask).sum(dim=1).float().mean()
     return loss, n
 
 
-def chance_level(n_candidates: float) -> float:
-    """InfoNCE of a model that knows nothing: ln N (uniform over N candidates)."""
+def chance_level(n_candidates: float | torch.Tensor) -> float | torch.Tensor:
+    """InfoNCE of a model that knows nothing: ln N (uniform over N candidates); a tensor stays a tensor."""
+    if isinstance(n_candidates, torch.Tensor):
+        return torch.log(n_candidates.clamp(min=1.0))
     return math.log(max(n_candidates, 1.0))
 
 

@@ -33,7 +33,7 @@ from torch import nn
 from vocalcli import checkpoint, data, losses, transforms
 from vocalcli import project as project_mod
 from vocalcli.config import Config, TrainConfig
-from vocalcli.device import autocast, resolve_device, seed_everything
+from vocalcli.device import autocast, resolve_device, seed_everything, tune_for
 from vocalcli.errors import CheckpointError, MissingArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
 from vocalcli.models.tcae import TCAE, TCAEModelConfig, centre_bands, pool_frames, receptive_field_seconds
@@ -69,11 +69,69 @@ def is_rank0() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def _resume_key(cfg: Config, section: str) -> dict[str, Any]:
-    """What must match for last.pt to be continued: seed, audio, the task section minus epochs/workers."""
+def _resume_key(cfg: Config, section: str, plan: Plan | None = None) -> dict[str, Any]:
+    """What must match for last.pt to be continued: seed, audio, the task section minus what does not
+    change the run (epochs, workers, compile), and the batch and lr actually used where the device
+    changed them (a run begun on CUDA does not continue on CPU)."""
     sec = dataclasses.asdict(getattr(cfg, section))
-    sec["train"] = {k: v for k, v in sec["train"].items() if k not in ("epochs", "workers")}
-    return {"seed": cfg.seed, "audio": dataclasses.asdict(cfg.audio), section: sec}
+    sec["train"] = {k: v for k, v in sec["train"].items() if k not in ("epochs", "workers", "compile")}
+    key = {"seed": cfg.seed, "audio": dataclasses.asdict(cfg.audio), section: sec}
+    if plan is not None and plan.batch != sec["train"]["batch_size"]:  # CUDA's batch: another run
+        key["schedule"] = {"batch": plan.batch, "lr": plan.lr}
+    return key
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run's schedule, fixed before the first step from vocal.yaml, the library and the device.
+
+    Why here and not in vocal.yaml: an epoch is one pass over the training songs, so the steps grow with
+    the library (35 songs -> 4 contrastive steps an epoch via min_steps; 3,150 -> 98), and the batch
+    grows with the device (CUDA: 4x, see TrainConfig.batch_for) without the user editing anything.
+    """
+
+    epochs: int
+    steps_per_epoch: int
+    batch: int  # crops per step per process
+    world: int
+    lr: float  # peak
+    warmup: int  # steps
+    n_train: int
+
+    @property
+    def total(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def looks(self) -> float:
+        """Crops drawn per training song over the run."""
+        return self.total * self.batch * self.world / max(self.n_train, 1)
+
+    def describe(self, name: str) -> str:
+        procs = f" x {self.world} processes" if self.world > 1 else ""
+        return (f"{name}: {self.epochs} epochs x {self.steps_per_epoch} steps of {self.batch} crops{procs} = "
+                f"{self.total:,} steps (~{self.looks:.0f} crops of each of {self.n_train:,} training songs); "
+                f"peak lr {self.lr:.3g}, warm-up {self.warmup} steps")
+
+
+def plan_for(tc: TrainConfig, n_train: int, device_type: str, world: int = 1) -> Plan:
+    """The schedule of a run (pure): batch and lr for the device, steps per epoch, warm-up."""
+    batch = tc.batch_for(device_type, n_train, world)
+    steps = data.steps_per_epoch(n_train, batch, tc.steps_per_epoch, world)
+    if tc.steps_per_epoch == 0 and tc.min_steps > 0 and tc.epochs > 0:
+        steps = max(steps, -(-tc.min_steps // tc.epochs))
+    total = steps * tc.epochs
+    warmup = max(tc.warmup_steps, round(tc.warmup_fraction * total))
+    return Plan(tc.epochs, steps, batch, world, tc.lr_for(batch), warmup, n_train)
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def _with_defaults(old: Any, default: Any) -> Any:
@@ -95,9 +153,65 @@ class FitResult:
     run_dir: Path | None = None
     resumed_from: int | None = None  # epoch resumed from, None = fresh start
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
 
 
 # -------------------------------------------------------------------------------------------- fit
+ETA_STEPS = 10
+"""Steps timed (after the first, which pays for warm-up) before the ETA line; or ETA_SECONDS, if sooner."""
+ETA_SECONDS = 20.0
+SYNC_EVERY_CUDA = 25
+"""Steps between reading losses back from the GPU: reading one waits for the GPU to finish, and while the
+CPU waits it cannot queue the next steps' kernels (on CPU reading is free: every step)."""
+
+
+class _StepLog:
+    """Per-step losses kept on the device and read back every ``every`` steps (one sync for all), then
+    written to metrics.jsonl and the progress bar; says the ETA once the first steps are timed."""
+
+    def __init__(self, every: int, write: Callable[[dict[str, Any]], None],
+                 progress: Callable[..., None] | None, say_eta: Callable[[int, float], None], total: int) -> None:
+        self.every, self.write, self.progress, self.say_eta, self.total = every, write, progress, say_eta, total
+        self.pending: list[tuple[int, float, int, torch.Tensor, dict[str, Any]]] = []
+        self.eta_t0: float | None = None
+        self.eta_step0, self.eta_said = 0, False
+        self.start_epoch(0)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.loss_sum, self.extra_sum = epoch, 0.0, {}
+        self.window = time.perf_counter()
+
+    def add(self, step: int, lr: float, n: int, loss: torch.Tensor, info: dict[str, Any]) -> None:
+        self.pending.append((step, lr, n, loss, info))
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        now = time.perf_counter()
+        rate = sum(p[2] for p in self.pending) / max(now - self.window, 1e-9)
+        self.window = now
+        for st, lr, _n, lt, info in self.pending:
+            lv = float(lt)
+            vals = {k: float(v) for k, v in info.items()}
+            self.loss_sum += lv
+            for k, v in vals.items():
+                self.extra_sum[k] = self.extra_sum.get(k, 0.0) + v
+            self.write({"type": "step", "epoch": self.epoch, "step": st, "loss": lv, "lr": lr,
+                        "samples_per_s": rate, **vals})
+            if self.progress:
+                self.progress(advance=1, loss=lv, rate=rate, **vals)
+        step = self.pending[-1][0]
+        self.pending.clear()
+        if self.eta_t0 is None:  # the first step pays for warm-up (allocations, autotuning, compile)
+            self.eta_t0, self.eta_step0 = now, step
+        elif not self.eta_said and (step - self.eta_step0 >= ETA_STEPS or now - self.eta_t0 >= ETA_SECONDS
+                                    or step >= self.total):
+            self.eta_said = True
+            self.say_eta(step, (step - self.eta_step0) / max(now - self.eta_t0, 1e-9))
+
+
 def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | None, run_root: Path | None,
         resume: bool | None = None, progress: Callable[..., None] | None = None, log: Log | None = None,
         bf16_on_cpu: bool = False) -> FitResult:
@@ -105,17 +219,18 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
 
     resume: None = continue when last.pt matches the config (else start fresh, saying why);
     True = must continue (a mismatch is a CheckpointError listing what differs); False = start fresh.
+    Before the first step ``log`` gets the plan (steps, batch, lr) and, after a few steps, an ETA.
     """
-    say = log or (lambda _m: None)
     tc: TrainConfig = task.train_cfg
     rank, world = task.rank, task.world
+    say = (log or (lambda _m: None)) if rank == 0 else (lambda _m: None)
     model: nn.Module = task.model
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    steps = data.steps_per_epoch(task.n_train, tc.batch_size, tc.steps_per_epoch, world)
-    total = steps * tc.epochs
+    plan = plan_for(tc, task.n_train, device.type, world)
+    opt = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=tc.weight_decay)
+    steps, total = plan.steps_per_epoch, plan.total
     start_epoch, step, best, metrics = 0, 0, -math.inf, {}
-    result = FitResult(task.name, 0, 0, {}, -math.inf)
-    key = _resume_key(cfg, task.section)
+    result = FitResult(task.name, 0, 0, {}, -math.inf, plan=plan)
+    key = _resume_key(cfg, task.section, plan)
 
     last = checkpoints / "last.pt" if checkpoints else None
     if resume is not False and last is not None and last.exists():
@@ -142,20 +257,33 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
     elif resume and (last is None or not last.exists()):
         say(f"nothing to resume for {task.name}; starting fresh")
 
+    if start_epoch < tc.epochs:
+        say(plan.describe(task.name))
+        if plan.looks < 1:
+            result.notes.append(
+                f"{task.name}: {plan.total * plan.batch * world:,} crops for {plan.n_train:,} training songs: most "
+                f"songs are never seen; set {task.section}.train.steps_per_epoch: 0 in vocal.yaml (one pass "
+                "an epoch)")
+            say(result.notes[-1])
+
     run_dir = None
     if run_root is not None and rank == 0 and start_epoch < max(tc.epochs, 1):
         run_dir = run_root / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         project_mod.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "world_size": world,
                                                          "device": str(device), "steps_per_epoch": steps,
+                                                         "plan": dataclasses.asdict(plan),
                                                          "model_config": task.model_config,
                                                          "resumed_from_epoch": result.resumed_from})
     result.run_dir = run_dir
 
+    tune_for(device)
     train_model: nn.Module = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if tc.compile:
+        train_model = torch.compile(train_model)  # type: ignore[assignment]
 
     def save(which: str, epoch: int) -> None:
         if checkpoints is None or rank != 0:
@@ -195,16 +323,23 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
         save("best", 0)
 
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    workers = min(tc.loader_workers(device.type, max(1, (os.cpu_count() or 1) // world)), steps)
+    logbook = _StepLog(1 if device.type == "cpu" else SYNC_EVERY_CUDA, write_metrics, progress,
+                       lambda step, sps: say(
+                           f"{task.name}: {sps:.2f} steps/s ({sps * plan.batch * world:,.0f} crops/s): about "
+                           f"{_duration((total - step) / sps)} for the remaining {total - step:,} steps, plus "
+                           "validation after each epoch"), total)
     for epoch in range(start_epoch, tc.epochs):
         model.train()
-        order = data.epoch_order(task.n_train, tc.batch_size, steps, cfg.seed, epoch, rank, world)
+        order = data.epoch_order(task.n_train, plan.batch, steps, cfg.seed, epoch, rank, world)
         batches = task.batches(order, epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 101 + rank)
-        t0, seen, loss_sum, extra_sum = time.perf_counter(), 0, 0.0, {}
-        for batch in data.loader(batches, tc.workers, pin=device.type == "cuda"):
-            ts = time.perf_counter()
+        t0, seen = time.perf_counter(), 0
+        logbook.start_epoch(epoch)
+        for batch in data.loader(batches, workers, pin=device.type == "cuda"):
+            lr = lr_at(step, total, plan.lr, plan.warmup)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, tc.lr, tc.warmup_steps)
+                g["lr"] = lr
             with autocast(device, bf16_on_cpu):
                 loss, info = task.step(train_model, batch, gen)
             opt.zero_grad(set_to_none=True)
@@ -218,31 +353,31 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
             step += 1
             n = batch["idx"].shape[0] * world
             seen += n
-            lv = float(loss.detach())
-            loss_sum += lv
-            for k, v in info.items():
-                extra_sum[k] = extra_sum.get(k, 0.0) + float(v)
-            rate = n / max(time.perf_counter() - ts, 1e-9)
-            write_metrics({"type": "step", "epoch": epoch, "step": step, "loss": lv,
-                           "lr": opt.param_groups[0]["lr"], "samples_per_s": rate, **info})
-            if progress:
-                progress(advance=1, loss=lv, rate=rate, **{k: float(v) for k, v in info.items()})
+            logbook.add(step, lr, n, loss.detach(), info)
+        logbook.flush()
+        t_train = time.perf_counter() - t0
         k_steps = max(len(batches), 1)
-        train_loss = loss_sum / k_steps
+        train_loss = logbook.loss_sum / k_steps
         metrics = {"epoch": epoch + 1, "step": step, "train_loss": train_loss,
-                   **{f"train_{k}": v / k_steps for k, v in extra_sum.items()},
-                   "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+                   **{f"train_{k}": v / k_steps for k, v in logbook.extra_sum.items()},
+                   "samples_per_s": seen / max(t_train, 1e-9)}
         if rank == 0:
+            tv = time.perf_counter()
             metrics.update(task.validate(train_loss))
+            t_val = time.perf_counter() - tv
             improved = metrics["score"] > best
             if improved:
                 best = float(metrics["score"])
             metrics["best_score"] = best
-            write_metrics({"type": "epoch", **metrics})
+            write_metrics({"type": "epoch", **metrics, "train_s": t_train, "validate_s": t_val})
             save("last", epoch + 1)
             if improved:
                 save("best", epoch + 1)
             say(task.describe(metrics))
+            if epoch == start_epoch and tc.epochs - epoch > 1 and t_val > 0.05 * t_train:
+                left = (tc.epochs - epoch - 1) * (time.perf_counter() - t0)
+                say(f"{task.name}: epoch {epoch + 1} took {_duration(time.perf_counter() - t0)} (validation "
+                    f"{_duration(t_val)}): about {_duration(left)} left")
         if world > 1:
             dist.barrier()
         result.history.append(metrics)
@@ -354,7 +489,7 @@ class ContrastiveTask(Task):
     def step(self, model, batch, gen):
         anchor, pos, negs = self.views(batch, gen)
         b = anchor.shape[0]
-        ids = batch["idx"].to(self.device)
+        ids = batch["idx"].to(self.device, non_blocking=True)
         emb = model(torch.cat([anchor, *negs]) if negs else anchor)
         q, nv = emb[:b], emb[b:]
         with torch.no_grad():
@@ -455,13 +590,13 @@ class TCAETask(Task):
             return rec, {}
         target = pool_frames(x[:b], self.model.cfg.downsample)
         ssm = losses.self_similarity_match(z[:b], target)
-        loss, info = rec + self.t.ssm_weight * ssm, {"recon": float(rec.detach()), "ssm": float(ssm.detach())}
+        loss, info = rec + self.t.ssm_weight * ssm, {"recon": rec.detach(), "ssm": ssm.detach()}
         if shifted:
             # the transposed view's latent must keep the *original's* self-similarity: which moments
             # resemble which may not depend on absolute pitch (key, octave, voice)
             shift = losses.self_similarity_match(z[b:], target)
             loss = loss + self.t.shift_weight * shift
-            info["shift"] = float(shift.detach())
+            info["shift"] = shift.detach()
         return loss, info
 
     @torch.no_grad()

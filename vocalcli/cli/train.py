@@ -32,8 +32,9 @@ Role = choice_enum("Role", ROLES)
 
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Passes over the training songs "
                                                "(default: vocal.yaml).", min=0, show_default=False)]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", "-b", help="Crops per step (default: vocal.yaml).",
-                                              min=2, show_default=False)]
+BatchOpt = Annotated[int | None, typer.Option(
+    "--batch-size", "-b", help="Crops per step on any device, lr as given (default: vocal.yaml's batch_size on "
+    "CPU, gpu_batch_size on CUDA: auto = 4x with the lr scaled).", min=2, show_default=False)]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default: vocal.yaml).",
                                              show_default=False)]
 ResumeOpt = Annotated[bool | None, typer.Option(
@@ -51,7 +52,8 @@ def _config(project: Any, section: str, epochs: int | None, batch_size: int | No
 
     cfg = project.load_config()
     over = {f"{section}.train.epochs": epochs, f"{section}.train.batch_size": batch_size,
-            f"{section}.train.lr": lr, f"{section}.train.workers": workers, **(more or {})}
+            f"{section}.train.gpu_batch_size": batch_size, f"{section}.train.lr": lr,
+            f"{section}.train.workers": workers, **(more or {})}
     return config_mod.override(cfg, over)
 
 
