@@ -107,6 +107,33 @@ def test_the_signature_cepstrum_is_the_orthonormal_dct_ii():
     np.testing.assert_allclose(_dct_ii(48, 48) @ _dct_ii(48, 48).T, np.eye(48), atol=1e-12)
 
 
+def test_songs_embedded_together_equal_one_at_a_time(trained, tmp_path):
+    p, cfg = trained
+    emb = Embedder.from_project(p, "cpu")
+    ok = [r["song_id"] for r in project_mod.read_csv(p.catalog) if r["status"] == "ok"]
+    mels = [np.load(p.mel_path(s)) for s in ok[:5]]
+    mels[2] = mels[2][:, :40]  # another length, shorter than a crop: its own TCAE pass, padded
+    many = emb.embed_many(mels)
+    for i, mel in enumerate(mels):
+        one = emb.embed_parts(mel)
+        for k in one:
+            np.testing.assert_allclose(many[k][i], one[k], atol=1e-5, err_msg=k)
+    # embed_project in batches of 3 across a broken mel: same rows as one song per batch, the bad one listed
+    ref = embed_project(p, cfg, device="cpu", batch=1)
+    ref_t = load_embeddings(p).timbre
+    bad = p.mel_path(ok[4])
+    keep = bad.read_bytes()
+    bad.write_bytes(b"not a numpy file")
+    try:
+        got = embed_project(p, cfg, device="cpu", batch=3)
+        e = load_embeddings(p)
+    finally:
+        bad.write_bytes(keep)
+    assert ref["n"] == 20 and got["n"] == 19 and [f["song_id"] for f in got["failed"]] == [ok[4]]
+    assert e.ids == [s for s in ok if s != ok[4]]
+    np.testing.assert_allclose(e.timbre, np.delete(ref_t, 4, axis=0), atol=1e-5)
+
+
 def test_cepstral_signature_ignores_offset_and_scale_of_each_coefficient():
     """What a stationary accompaniment residue does to the cepstrum (shift and scale each coefficient)
     leaves the signature unchanged; changing how coefficients move together does not."""
