@@ -1,0 +1,408 @@
+"""The seed's scale end to end: 150 singers x 30 songs, one table of wall time, throughput, peak RSS and
+GPU busy % per step, and the whole-pipeline estimate for 4,500 songs.
+
+    python bench/scale.py                 # seed scale (4,500 full-size mels, 3.2 GB); on the GPU if there is one
+    python bench/scale.py --small         # a 2-core box in minutes: 6 x 30 songs, training capped at a few steps
+    python bench/scale.py --json out.json
+
+Steps (each in its own process, so peak RSS is the step's own; GPU busy % is nvidia-smi's
+utilization.gpu sampled every 0.2 s while the step runs, when nvidia-smi exists):
+  build       synthetic full-size log-mels (bench/seedproject.py): speed does not depend on the sound
+  prepare     a sample of synthesized 2:40 songs (44.1 kHz FLAC) through `prepare` (built-in harmonic MR
+              removal, one process per CPU), and demucs: an untrained full-size HTDemucs (speed does not
+              depend on the weights) on 2-minute windows at 44.1 kHz stereo, x realtime
+  train-*     one epoch of each trainer with the default vocal.yaml schedule for this library and device
+              (--small: a few steps), then the default schedule's length at 4,500 songs from the measured rate
+  embed       every song, songs batched, and the one-song-at-a-time path on a sample (the baseline)
+  index, recommend (a fresh `vocal recommend --song-id` process), evaluate, plot
+The estimate for 4,500 songs scales each step's measured rate to the seed's library: prepare by songs,
+training by the default schedule's steps (validation by its songs), embed by songs, the rest by
+measurement at this size (they are not the long steps; see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SEED_SONGS, SEED_SINGERS = 4500, 150
+WINDOW_S = 120.0  # the analysed window (30 s - 2:30)
+
+
+# --------------------------------------------------------------------------------------- step bodies
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _device(name: str):  # noqa: ANN202
+    from vocalcli.device import resolve_device
+
+    return resolve_device(name)
+
+
+def step_build(a: argparse.Namespace) -> dict:
+    import seedproject
+
+    t = time.perf_counter()
+    proj = seedproject.build(a.dir / "project", a.singers, a.songs)
+    n = a.singers * a.songs
+    return {"wall_s": time.perf_counter() - t, "n": n, "unit": "songs", "note": f"{proj.root}"}
+
+
+def _sync(dev) -> None:  # noqa: ANN001
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step_prepare(a: argparse.Namespace) -> dict:
+    """Built-in separator through the real prepare; demucs speed with an untrained model."""
+    from vocalcli import config as config_mod
+    from vocalcli import project as project_mod
+    from vocalcli.prepare import prepare_files
+    from vocalcli.synth import make_library
+
+    songs_dir = a.dir / "songs"
+    if not (songs_dir / "singers.csv").exists():
+        make_library(songs_dir, n_singers=max(2, a.prepare_songs // 2), songs_per_singer=2, seconds=160.0,
+                     n_short=0, sr=44100, formats=("flac",))
+    proj = project_mod.init(a.dir / "prep")
+    cfg = config_mod.override(proj.load_config(), {"prepare.separate": "harmonic"})
+    t = time.perf_counter()
+    res = prepare_files(proj, songs_dir, cfg, force=True)
+    wall = time.perf_counter() - t
+    n = res.counts.get("ok", 0)
+    out = {"wall_s": wall, "n": n, "unit": "songs", "workers": os.cpu_count(),
+           "note": f"harmonic, {os.cpu_count()} processes incl. start-up"}
+    out["demucs"] = _demucs_speed(a)
+    return out
+
+
+def _demucs_speed(a: argparse.Namespace) -> dict:
+    """x realtime of an untrained full-size HTDemucs on 2-minute windows (CPU --small: a 20 s window)."""
+    try:
+        from demucs.htdemucs import HTDemucs
+    except ImportError as e:
+        return {"skipped": f"demucs not importable ({e})"}
+    import numpy as np
+    import torch
+
+    from vocalcli import separation
+
+    dev = _device(a.device)
+    torch.manual_seed(0)
+    model = HTDemucs(sources=["drums", "bass", "other", "vocals"]).eval()
+    seconds = 20.0 if (a.small and dev.type == "cpu") else WINDOW_S
+    n = 1 if dev.type == "cpu" else a.demucs_songs
+    rng = np.random.default_rng(0)
+    wins = [(0.1 * rng.standard_normal((2, int(seconds * 44100)))).astype(np.float32) for _ in range(n)]
+    fn = getattr(separation, "demucs_vocals", None)
+    if fn is None:
+        return {"skipped": "this vocal has no separation.demucs_vocals"}
+    fn(model, [wins[0][:, : 44100 * 8]], 44100, 16000, dev)  # warm-up
+    _sync(dev)
+    t = time.perf_counter()
+    fn(model, wins, 44100, 16000, dev)
+    _sync(dev)
+    wall = time.perf_counter() - t
+    return {"x_realtime": n * seconds / wall, "windows": n, "window_s": seconds, "wall_s": wall,
+            "device": str(dev)}
+
+
+def _train(a: argparse.Namespace, task: str) -> dict:
+    from vocalcli import config as config_mod
+    from vocalcli import data, training
+    from vocalcli import project as project_mod
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    cfg = proj.load_config()
+    dev = _device(a.device)
+    over = {f"{task}.train.epochs": 1}
+    if a.small:
+        over[f"{task}.train.steps_per_epoch"] = a.train_steps
+    run_cfg = config_mod.override(cfg, over)
+    said: list[str] = []
+    t = time.perf_counter()
+    fit = training.train(task, proj, run_cfg, dev, resume=False, log=said.append)
+    wall = time.perf_counter() - t
+    rows = [json.loads(x) for x in (fit.run_dir / "metrics.jsonl").read_text().splitlines()]
+    epoch = next(r for r in rows if r["type"] == "epoch")
+    steps = [r for r in rows if r["type"] == "step"]
+    # steady rate: the steps after the first (which pays for allocation / autotuning)
+    train_s = epoch["train_s"]
+    first = 1 / max(steps[0]["samples_per_s"], 1e-9) * fit.plan.batch if steps else 0.0
+    steady = (len(steps) - 1) / max(train_s - first, 1e-9) if len(steps) > 1 else len(steps) / max(train_s, 1e-9)
+    # the default schedule (vocal.yaml untouched) at the seed's library on this device; validation scaled
+    # by the songs it embeds (contrastive: train + val, kNN of val against train; tcae: val)
+    n_val = len(data.split_songs(proj, "val"))
+    defaults = config_mod.Config()
+    sp = defaults.balance.split
+    tc = getattr(defaults, task).train
+    seed_plan = training.plan_for(tc, round(SEED_SONGS * sp.train), dev.type)
+    seed_steps_s = seed_plan.total / steady
+    ratio = (sp.train + sp.val) * SEED_SONGS / (fit.plan.n_train + n_val) if task == "contrastive" \
+        else sp.val * SEED_SONGS / max(n_val, 1)
+    seed_val_s = epoch["validate_s"] * ratio * seed_plan.epochs
+    return {"wall_s": wall, "n": fit.step * fit.plan.batch, "unit": "crops", "steps": fit.step,
+            "batch": fit.plan.batch, "steps_per_s": steady, "samples_per_s_steady": steady * fit.plan.batch,
+            "validate_s": epoch["validate_s"], "train_s": train_s, "plan": said[:1],
+            "seed_plan": seed_plan.describe(task), "seed_estimate_s": seed_steps_s + seed_val_s,
+            "seed_estimate_parts": {"steps_s": seed_steps_s, "validation_s": seed_val_s}}
+
+
+def step_embed(a: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from vocalcli import data
+    from vocalcli import project as project_mod
+    from vocalcli.embed import Embedder, embed_project
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    dev = _device(a.device)
+    t = time.perf_counter()
+    summary = embed_project(proj, device=dev)
+    wall = time.perf_counter() - t
+    emb = Embedder.from_project(proj, dev)
+    sample = data.catalog_songs(proj)[: a.baseline_songs]
+    emb.embed_parts(np.load(sample[0].path))
+    t = time.perf_counter()
+    for s in sample:
+        emb.embed_parts(np.load(s.path, mmap_mode="r"))
+    _sync(dev)
+    base = len(sample) / (time.perf_counter() - t)
+    return {"wall_s": wall, "n": summary["n"], "unit": "songs", "baseline_songs_per_s": base,
+            "note": f"one at a time: {base:.2f} songs/s on {len(sample)} songs"}
+
+
+def step_index(a: argparse.Namespace) -> dict:
+    from vocalcli import index
+    from vocalcli import project as project_mod
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    t = time.perf_counter()
+    info = index.build_index(proj, proj.load_config())
+    return {"wall_s": time.perf_counter() - t, "n": info.n, "unit": "songs",
+            "note": f"search_k {info.search_k}, recall@10 {info.recall_at_10:.3f}"}
+
+
+def step_recommend(a: argparse.Namespace) -> dict:
+    from vocalcli import project as project_mod
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    sid = project_mod.read_csv(proj.catalog)[0]["song_id"]
+    cmd = [sys.executable, "-m", "vocalcli", "recommend", "--song-id", sid, "-p", str(proj.root), "--json", "-q"]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - t
+    if r.returncode:
+        raise RuntimeError(r.stderr[-1500:])
+    return {"wall_s": wall, "n": 1, "unit": "queries", "note": "fresh process: vocal recommend --song-id"}
+
+
+def step_evaluate(a: argparse.Namespace) -> dict:
+    from vocalcli import evaluate
+    from vocalcli import project as project_mod
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    t = time.perf_counter()
+    r = evaluate.evaluate(proj, proj.load_config(), melody_labels=proj.root / "melody_labels.csv",
+                          out_dir=a.dir / "evaluate")
+    return {"wall_s": time.perf_counter() - t, "n": r["n_songs"], "unit": "songs",
+            "note": f"loo singer-ID {r.get('singer_id.loo_top1')}, n_loo {r.get('singer_id.n_loo')}"}
+
+
+def step_plot(a: argparse.Namespace) -> dict:
+    from vocalcli import plot
+    from vocalcli import project as project_mod
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    t = time.perf_counter()
+    pr = plot.plot_map(proj, proj.load_config(), a.dir / "map.png")
+    return {"wall_s": time.perf_counter() - t, "n": pr.n_songs, "unit": "songs", "note": pr.method}
+
+
+STEPS = {"build": step_build, "prepare": step_prepare,
+         "train-contrastive": lambda a: _train(a, "contrastive"), "train-tcae": lambda a: _train(a, "tcae"),
+         "embed": step_embed, "index": step_index, "recommend": step_recommend, "evaluate": step_evaluate,
+         "plot": step_plot}
+
+
+# ------------------------------------------------------------------------------------------ driver
+class GpuBusy:
+    """nvidia-smi utilization.gpu samples (every 0.2 s) while a step runs; None without nvidia-smi."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.proc = None
+        if shutil.which("nvidia-smi"):
+            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                          "-lms", "200"], stdout=subprocess.PIPE, text=True)
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            try:
+                self.samples.append(float(line.strip().split(",")[0]))
+            except ValueError:
+                pass
+
+    def stop(self) -> dict | None:
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        self.proc.wait()
+        s = sorted(self.samples)
+        if not s:
+            return None
+        return {"mean": sum(s) / len(s), "p50": s[len(s) // 2], "max": s[-1], "samples": len(s)}
+
+
+def run_step(name: str, a: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--step", name, "--dir", str(a.dir), "--device", a.device,
+           "--singers", str(a.singers), "--songs", str(a.songs), "--train-steps", str(a.train_steps),
+           "--prepare-songs", str(a.prepare_songs), "--baseline-songs", str(a.baseline_songs),
+           "--demucs-songs", str(a.demucs_songs)] + (["--small"] if a.small else [])
+    gpu = GpuBusy()
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - t
+    busy = gpu.stop()
+    if r.returncode:
+        return {"step": name, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"rc {r.returncode}",
+                "process_s": wall}
+    row = json.loads(r.stdout.strip().splitlines()[-1])
+    row.update(step=name, process_s=wall, gpu_busy=busy)
+    return row
+
+
+def _fmt_s(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+def estimate(rows: dict[str, dict], a: argparse.Namespace) -> dict[str, float]:
+    """Seconds each step would take for the seed's 4,500 songs on this machine (see the module docstring)."""
+    est: dict[str, float] = {}
+    p = rows.get("prepare", {})
+    if p.get("n"):
+        est["prepare (harmonic)"] = p["wall_s"] / p["n"] * SEED_SONGS
+    d = p.get("demucs", {})
+    if d.get("x_realtime"):
+        est["prepare (demucs)"] = SEED_SONGS * WINDOW_S / d["x_realtime"] + \
+            (p["wall_s"] / p["n"] * SEED_SONGS * 0.3 if p.get("n") else 0.0)  # + decode/mel/pitch (~30 % of harmonic's)
+    for t in ("train-contrastive", "train-tcae"):
+        if rows.get(t, {}).get("seed_estimate_s"):
+            est[t] = rows[t]["seed_estimate_s"]
+    e = rows.get("embed", {})
+    if e.get("n"):
+        est["embed"] = e["wall_s"] / e["n"] * SEED_SONGS
+    for t in ("index", "recommend", "evaluate", "plot"):
+        if rows.get(t, {}).get("wall_s") is not None:
+            n = rows[t].get("n") or 1
+            # index/evaluate grow a little faster than linearly; measured at 4,500 when not --small
+            est[t] = rows[t]["wall_s"] * (SEED_SONGS / n if t in ("index", "evaluate") and n < SEED_SONGS else 1)
+    return est
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", action="store_true", help="6 singers x 30 songs, a few training steps (2-core box)")
+    ap.add_argument("--dir", type=Path, help="work dir (default: a temp dir, removed unless --keep)")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--singers", type=int)
+    ap.add_argument("--songs", type=int, default=30)
+    ap.add_argument("--train-steps", type=int, default=6, help="--small: steps timed per trainer")
+    ap.add_argument("--prepare-songs", type=int)
+    ap.add_argument("--baseline-songs", type=int)
+    ap.add_argument("--demucs-songs", type=int, default=8, help="2-minute windows per demucs batch (GPU)")
+    ap.add_argument("--steps", default=",".join(STEPS))
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    a.singers = a.singers or (6 if a.small else SEED_SINGERS)
+    a.prepare_songs = a.prepare_songs or (4 if a.small else 32)
+    a.baseline_songs = a.baseline_songs or (8 if a.small else 128)
+    if a.step:
+        row = STEPS[a.step](a)
+        row["peak_rss_mb"] = _rss_mb()
+        print(json.dumps(row, default=str))
+        return
+    tmp = a.dir is None
+    a.dir = (a.dir or Path(tempfile.mkdtemp(prefix="vocal-scale-"))).resolve()
+    a.dir.mkdir(parents=True, exist_ok=True)
+    from vocalcli.device import resolve_device
+
+    dev = resolve_device(a.device)
+    print(f"vocal seed-scale bench: {a.singers} singers x {a.songs} songs, device {dev}, {os.cpu_count()} CPUs, "
+          f"dir {a.dir}", file=sys.stderr)
+    rows: dict[str, dict] = {}
+    for name in a.steps.split(","):
+        row = run_step(name, a)
+        rows[name] = row
+        if "error" in row:
+            print(f"  {name:18s} error: {row['error']}", file=sys.stderr)
+        else:
+            rate = row["n"] / max(row["wall_s"], 1e-9)
+            print(f"  {name:18s} {_fmt_s(row['wall_s'])}, {rate:.2f} {row['unit']}/s, peak RSS "
+                  f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    est = estimate(rows, a)
+    print("\n| step | wall | throughput | peak RSS | GPU busy % | note |\n|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        if "error" in r:
+            print(f"| {name} | error | | | | {r['error']} |")
+            continue
+        busy = r.get("gpu_busy")
+        busy_s = f"{busy['mean']:.0f} (p50 {busy['p50']:.0f})" if busy else "-"
+        note = r.get("note", "")
+        if name.startswith("train"):
+            note = (f"{r['steps']} steps of {r['batch']}, steady {r['steps_per_s']:.2f} steps/s; validation "
+                    f"{r['validate_s']:.1f} s")
+        if name == "prepare" and r.get("demucs", {}).get("x_realtime"):
+            d = r["demucs"]
+            note += f"; demucs (untrained HTDemucs, {d['windows']} x {d['window_s']:.0f} s on {d['device']}): " \
+                    f"{d['x_realtime']:.1f}x realtime"
+        if name == "embed":
+            note = f"batched {r['n'] / r['wall_s']:.2f} songs/s vs one at a time {r['baseline_songs_per_s']:.2f} " \
+                   f"({r['n'] / r['wall_s'] / r['baseline_songs_per_s']:.2f}x)"
+        print(f"| {name} | {_fmt_s(r['wall_s'])} | {r['n'] / max(r['wall_s'], 1e-9):.2f} {r['unit']}/s | "
+              f"{r['peak_rss_mb']:.0f} MB | {busy_s} | {note} |")
+    print(f"\nestimate for {SEED_SONGS:,} songs on this machine ({dev}, {os.cpu_count()} CPUs), default vocal.yaml:")
+    for k, v in est.items():
+        print(f"  {k:22s} {_fmt_s(v)}")
+    built_in = sum(v for k, v in est.items() if k != "prepare (demucs)")
+    print(f"  {'total (harmonic)':22s} {_fmt_s(built_in)}")
+    if "prepare (demucs)" in est:
+        with_demucs = built_in - est.get("prepare (harmonic)", 0) + est["prepare (demucs)"]
+        print(f"  {'total (demucs)':22s} {_fmt_s(with_demucs)}")
+    for t in ("train-contrastive", "train-tcae"):
+        if rows.get(t, {}).get("seed_plan"):
+            print(f"  {rows[t]['seed_plan']}")
+    if a.json:
+        a.json.write_text(json.dumps({"rows": rows, "estimate_s": est, "device": str(dev),
+                                      "cpus": os.cpu_count(), "args": {k: str(v) for k, v in vars(a).items()}},
+                                     indent=2, default=str))
+    if tmp and not a.keep:
+        shutil.rmtree(a.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
