@@ -216,3 +216,16 @@ def test_train_config_checks_the_new_keys():
     tc = from_dict({"contrastive": {"train": {"workers": -1}}}).contrastive.train
     assert tc.loader_workers("cpu", 16) == 0 and tc.loader_workers("cuda", 16) == 8
     assert tc.loader_workers("cuda", 2) == 1
+
+
+def test_validation_on_a_large_library_is_spread_over_its_singers(proj):
+    from vocalcli import data
+
+    songs = [data.Song(f"s{i}", f"singer{i % 3}", "train", proj.root) for i in range(10)]
+    pick = data.spread(songs, 4)
+    assert len(pick) == 4 and {songs[i].singer for i in pick} == {"singer0", "singer1", "singer2"}
+    assert data.spread(songs, 0) == data.spread(songs, 10) == list(range(10))
+    cfg = _cfg(epochs=1, steps_per_epoch=1)
+    cfg.contrastive.eval_songs = 3
+    r = training.fit(training.ContrastiveTask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
+    assert r.metrics["val_songs"] == 3 and 0 <= r.metrics["val_singer_acc"] <= 1

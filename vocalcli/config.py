@@ -139,6 +139,8 @@ class ContrastiveConfig:
     time_pool: int = opt(2, "mel frames averaged before the convs (32 ms steps are fine for timbre, 2x cheaper)")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
+    eval_songs: int = opt(512, "at most this many training songs (references) and val songs (queries) in "
+                               "that validation, spread evenly over the singers; 0 = all")
     # an epoch is one pass over the training songs (3,150 of the seed's 4,500 -> 98 steps of 32); a 35-song
     # train split would get 1 step an epoch (30 in all, the LR never leaving warmup), so min_steps makes
     # each of its epochs 4 steps: 120 steps, warmup 20, as measured in docs/quality.md
@@ -322,6 +324,7 @@ def validate(cfg: Config) -> Config:
     need(c.blocks >= 1 and c.time_pool >= 1, "contrastive.blocks/time_pool", "must be >= 1")
     need(c.extract_hop_s > 0, "contrastive.extract_hop_s", "must be positive")
     need(c.eval_crops >= 1, "contrastive.eval_crops", "must be >= 1")
+    need(c.eval_songs >= 0, "contrastive.eval_songs", "must be >= 0 (0 = all)")
     tc = cfg.tcae
     need(tc.downsample >= 1, "tcae.downsample", "must be >= 1")
     need(tc.kernel_size >= 2, "tcae.kernel_size", "must be >= 2")

@@ -94,6 +94,25 @@ class MelBank:
         return out
 
 
+def spread(songs: list[Song], limit: int) -> list[int]:
+    """Indices of at most ``limit`` songs (0 = all), taken round-robin over the singers (sorted by name,
+    each singer's songs in the given order): a subset that keeps every singer while there is room."""
+    if limit <= 0 or len(songs) <= limit:
+        return list(range(len(songs)))
+    by_singer: dict[str, list[int]] = {}
+    for i, s in enumerate(songs):
+        by_singer.setdefault(s.singer, []).append(i)
+    queues = [by_singer[k] for k in sorted(by_singer)]
+    out: list[int] = []
+    depth = 0
+    while len(out) < limit:
+        for q in queues:
+            if depth < len(q) and len(out) < limit:
+                out.append(q[depth])
+        depth += 1
+    return sorted(out)
+
+
 def epoch_order(n: int, batch: int, steps: int, seed: int, epoch: int, rank: int = 0,
                 world: int = 1) -> np.ndarray:
     """[steps, batch] song indices for this rank: shuffled passes over ``n`` songs, no song twice in a
