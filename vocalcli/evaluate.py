@@ -84,13 +84,25 @@ def knn_top1(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y:
     return float(np.mean([train_y[j] == t for j, t in zip(nn, test_y, strict=True)]))
 
 
+BLOCK = 1024
+"""Query rows scored at once: an all-pairs metric over n songs holds [BLOCK, n] similarities, not [n, n]
+(the seed's 4,500 songs: 37 MB instead of 162 MB per matrix)."""
+
+
+def _blocks(n: int) -> range:
+    return range(0, n, BLOCK)
+
+
 def loo_top1(x: np.ndarray, y: Sequence) -> float:
     """Leave-one-out cosine 1-NN accuracy: each row's nearest *other* row has its label."""
     if len(y) < 2:
         return float("nan")
-    sim = cosine_matrix(x, x)
-    np.fill_diagonal(sim, -np.inf)
-    nn = sim.argmax(axis=1)
+    u = l2_rows(x, np.float64)
+    nn = np.empty(len(y), dtype=np.int64)
+    for s in _blocks(len(y)):
+        sim = u[s:s + BLOCK] @ u.T
+        sim[np.arange(sim.shape[0]), np.arange(s, s + sim.shape[0])] = -np.inf
+        nn[s:s + BLOCK] = sim.argmax(axis=1)
     return float(np.mean([y[j] == t for j, t in zip(nn, y, strict=True)]))
 
 
@@ -122,18 +134,22 @@ def retrieval_map(x: np.ndarray, labels: Sequence, groups: Sequence | None = Non
     With ``groups``, candidates in the query's own group (e.g. the same singer) are removed first.
     Queries with no relevant candidate are skipped.
     """
-    sims = cosine_matrix(x, x)
+    u = l2_rows(x, np.float64)
     labels = np.asarray(labels)
+    grp = None if groups is None else np.asarray(groups)
     aps = []
-    for i in range(len(labels)):
-        cand = np.arange(len(labels)) != i
-        if groups is not None:
-            cand &= np.asarray(groups) != groups[i]
-        idx = np.flatnonzero(cand)
-        order = idx[np.argsort(-sims[i, idx], kind="stable")]
-        ap = average_precision(labels[order] == labels[i])
-        if not np.isnan(ap):
-            aps.append(ap)
+    for s in _blocks(len(labels)):
+        sims = u[s:s + BLOCK] @ u.T
+        for r in range(sims.shape[0]):
+            i = s + r
+            cand = np.arange(len(labels)) != i
+            if grp is not None:
+                cand &= grp != grp[i]
+            idx = np.flatnonzero(cand)
+            order = idx[np.argsort(-sims[r, idx], kind="stable")]
+            ap = average_precision(labels[order] == labels[i])
+            if not np.isnan(ap):
+                aps.append(ap)
     return float(np.mean(aps)) if aps else float("nan")
 
 
