@@ -47,6 +47,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (prepare's workers): on a shared, overloaded
+    box the wall time says how busy the box was; the CPU time says what the step costs."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _device(name: str):  # noqa: ANN202
     from vocalcli.device import resolve_device
 
@@ -136,9 +143,17 @@ def _train(a: argparse.Namespace, task: str) -> dict:
         over[f"{task}.train.steps_per_epoch"] = a.train_steps
     run_cfg = config_mod.override(cfg, over)
     said: list[str] = []
-    t = time.perf_counter()
-    fit = training.train(task, proj, run_cfg, dev, resume=False, log=said.append)
-    wall = time.perf_counter() - t
+    ticks: list[float] = []  # CPU seconds at each step's end (on CPU every step is read back at once)
+
+    def progress(advance: int = 1, **fields: object) -> None:
+        if advance and "total" not in fields:
+            ticks.append(_cpu_s())
+
+    t, c0 = time.perf_counter(), _cpu_s()
+    fit = training.train(task, proj, run_cfg, dev, resume=False, log=said.append, progress=progress)
+    wall, cpu = time.perf_counter() - t, _cpu_s() - c0
+    cpu_step = (ticks[-1] - ticks[0]) / (len(ticks) - 1) if len(ticks) > 1 else float("nan")
+    cpu_val = _cpu_s() - c0 - (ticks[-1] - c0 if ticks else 0.0)
     rows = [json.loads(x) for x in (fit.run_dir / "metrics.jsonl").read_text().splitlines()]
     epoch = next(r for r in rows if r["type"] == "epoch")
     steps = [r for r in rows if r["type"] == "step"]
@@ -157,11 +172,13 @@ def _train(a: argparse.Namespace, task: str) -> dict:
     ratio = (sp.train + sp.val) * SEED_SONGS / (fit.plan.n_train + n_val) if task == "contrastive" \
         else sp.val * SEED_SONGS / max(n_val, 1)
     seed_val_s = epoch["validate_s"] * ratio * seed_plan.epochs
+    seed_cpu_s = seed_plan.total * cpu_step + cpu_val * ratio * seed_plan.epochs
     return {"wall_s": wall, "n": fit.step * fit.plan.batch, "unit": "crops", "steps": fit.step,
             "batch": fit.plan.batch, "steps_per_s": steady, "samples_per_s_steady": steady * fit.plan.batch,
             "validate_s": epoch["validate_s"], "train_s": train_s, "plan": said[:1],
             "seed_plan": seed_plan.describe(task), "seed_estimate_s": seed_steps_s + seed_val_s,
-            "seed_estimate_parts": {"steps_s": seed_steps_s, "validation_s": seed_val_s}}
+            "seed_estimate_parts": {"steps_s": seed_steps_s, "validation_s": seed_val_s},
+            "cpu_per_step": cpu_step, "validate_cpu_s": cpu_val, "fit_cpu_s": cpu, "seed_cpu_s": seed_cpu_s}
 
 
 def step_embed(a: argparse.Namespace) -> dict:
@@ -204,7 +221,7 @@ def step_recommend(a: argparse.Namespace) -> dict:
 
     proj = project_mod.Project((a.dir / "project").resolve())
     sid = project_mod.read_csv(proj.catalog)[0]["song_id"]
-    cmd = [sys.executable, "-m", "vocalcli", "recommend", "--song-id", sid, "-p", str(proj.root), "--json", "-q"]
+    cmd = [sys.executable, "-m", "vocalcli", "-q", "recommend", "--song-id", sid, "-p", str(proj.root), "--json"]
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - t
@@ -235,7 +252,49 @@ def step_plot(a: argparse.Namespace) -> dict:
     return {"wall_s": time.perf_counter() - t, "n": pr.n_songs, "unit": "songs", "note": pr.method}
 
 
-STEPS = {"build": step_build, "prepare": step_prepare,
+def step_fake_embed(a: argparse.Namespace) -> dict:
+    """Untrained checkpoints and synthetic embeddings (a singer centroid + noise per song) of every song:
+    index / recommend / evaluate / plot at the seed's size without training and embedding 4,500 songs on
+    a CPU. Their speed does not depend on what the vectors are."""
+    import numpy as np
+
+    from vocalcli import cepstral, data, training
+    from vocalcli import config as config_mod
+    from vocalcli import project as project_mod
+    from vocalcli.embed import IDS_FIELDS, Embedder
+
+    proj = project_mod.Project((a.dir / "project").resolve())
+    cfg = proj.load_config()
+    t = time.perf_counter()
+    zero = config_mod.override(cfg, {"contrastive.train.epochs": 0, "tcae.train.epochs": 0})
+    for task in ("contrastive", "tcae"):
+        if not proj.checkpoint(task).exists():
+            training.train(task, proj, zero, "cpu")
+    emb = Embedder.from_project(proj, "cpu")
+    songs = data.catalog_songs(proj)
+    rng = np.random.default_rng(0)
+    dims = {"encoder": emb.encoder.cfg.embedding_dim, "cepstral": cepstral.dim(cfg.timbre),
+            "melody": len(np.arange(0.5, 64.0 + 0.125, 0.25))}
+    singers = sorted({s.singer for s in songs})
+    centre = {k: {g: rng.normal(size=d) for g in singers} for k, d in dims.items()}
+    arrays = {k: np.stack([centre[k][s.singer] + 0.7 * rng.normal(size=d) for s in songs]).astype(np.float32)
+              for k, d in dims.items()}
+    arrays = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in arrays.items()}
+    arrays["timbre"] = cepstral.fuse(arrays["encoder"], arrays["cepstral"], cfg.timbre)
+    out = proj.embeddings
+    for k, v in arrays.items():
+        project_mod.save_npy(out / f"{k}.npy", v.astype(np.float32))
+    project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s.song_id} for i, s in enumerate(songs)],
+                          IDS_FIELDS)
+    project_mod.write_json(out / "meta.json", {
+        "checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(cfg.timbre), "n": len(songs),
+        "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
+        "failed": [], "catalog": project_mod.file_digest(proj.catalog)})
+    return {"wall_s": time.perf_counter() - t, "n": len(songs), "unit": "songs",
+            "note": "synthetic embeddings (no model run)"}
+
+
+STEPS = {"build": step_build, "prepare": step_prepare, "fake-embed": step_fake_embed,
          "train-contrastive": lambda a: _train(a, "contrastive"), "train-tcae": lambda a: _train(a, "tcae"),
          "embed": step_embed, "index": step_index, "recommend": step_recommend, "evaluate": step_evaluate,
          "plot": step_plot}
@@ -298,27 +357,36 @@ def _fmt_s(s: float) -> str:
     return f"{s / 3600:.2f} h"
 
 
-def estimate(rows: dict[str, dict], a: argparse.Namespace) -> dict[str, float]:
-    """Seconds each step would take for the seed's 4,500 songs on this machine (see the module docstring)."""
+def estimate(rows: dict[str, dict], a: argparse.Namespace, cores: int | None = None) -> dict[str, float]:
+    """Seconds each step would take for the seed's 4,500 songs on this machine (see the module docstring).
+
+    ``cores``: estimate from CPU seconds instead, as if the machine were idle with that many cores busy
+    (CPU seconds / cores): what a laptop would do, when the box measured on was shared and overloaded.
+    """
     est: dict[str, float] = {}
     p = rows.get("prepare", {})
+
+    def cost(r: dict) -> float:
+        return r["cpu_s"] / cores if cores else r["wall_s"]
+
     if p.get("n"):
-        est["prepare (harmonic)"] = p["wall_s"] / p["n"] * SEED_SONGS
+        est["prepare (harmonic)"] = cost(p) / p["n"] * SEED_SONGS
     d = p.get("demucs", {})
     if d.get("x_realtime"):
         est["prepare (demucs)"] = SEED_SONGS * WINDOW_S / d["x_realtime"] + \
-            (p["wall_s"] / p["n"] * SEED_SONGS * 0.3 if p.get("n") else 0.0)  # + decode/mel/pitch (~30 % of harmonic's)
+            (cost(p) / p["n"] * SEED_SONGS * 0.3 if p.get("n") else 0.0)  # + decode/mel/pitch (~30 % of harmonic's)
     for t in ("train-contrastive", "train-tcae"):
-        if rows.get(t, {}).get("seed_estimate_s"):
-            est[t] = rows[t]["seed_estimate_s"]
+        r = rows.get(t, {})
+        if r.get("seed_estimate_s"):
+            est[t] = r["seed_cpu_s"] / cores if cores else r["seed_estimate_s"]
     e = rows.get("embed", {})
     if e.get("n"):
-        est["embed"] = e["wall_s"] / e["n"] * SEED_SONGS
+        est["embed"] = cost(e) / e["n"] * SEED_SONGS
     for t in ("index", "recommend", "evaluate", "plot"):
         if rows.get(t, {}).get("wall_s") is not None:
             n = rows[t].get("n") or 1
             # index/evaluate grow a little faster than linearly; measured at 4,500 when not --small
-            est[t] = rows[t]["wall_s"] * (SEED_SONGS / n if t in ("index", "evaluate") and n < SEED_SONGS else 1)
+            est[t] = cost(rows[t]) * (SEED_SONGS / n if t in ("index", "evaluate") and n < SEED_SONGS else 1)
     return est
 
 
@@ -336,14 +404,17 @@ def main() -> None:
     ap.add_argument("--demucs-songs", type=int, default=8, help="2-minute windows per demucs batch (GPU)")
     ap.add_argument("--steps", default=",".join(STEPS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--laptop-cores", type=int, default=2, help="on CPU: also estimate from CPU seconds / this")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     a = ap.parse_args()
     a.singers = a.singers or (6 if a.small else SEED_SINGERS)
     a.prepare_songs = a.prepare_songs or (4 if a.small else 32)
     a.baseline_songs = a.baseline_songs or (8 if a.small else 128)
     if a.step:
+        c0 = _cpu_s()
         row = STEPS[a.step](a)
         row["peak_rss_mb"] = _rss_mb()
+        row["cpu_s"] = _cpu_s() - c0
         print(json.dumps(row, default=str))
         return
     tmp = a.dir is None
@@ -365,10 +436,11 @@ def main() -> None:
             print(f"  {name:18s} {_fmt_s(row['wall_s'])}, {rate:.2f} {row['unit']}/s, peak RSS "
                   f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr)
     est = estimate(rows, a)
-    print("\n| step | wall | throughput | peak RSS | GPU busy % | note |\n|---|---|---|---|---|---|")
+    est_idle = estimate(rows, a, cores=a.laptop_cores) if dev.type == "cpu" else {}
+    print("\n| step | wall | CPU time | throughput | peak RSS | GPU busy % | note |\n|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         if "error" in r:
-            print(f"| {name} | error | | | | {r['error']} |")
+            print(f"| {name} | error | | | | | {r['error']} |")
             continue
         busy = r.get("gpu_busy")
         busy_s = f"{busy['mean']:.0f} (p50 {busy['p50']:.0f})" if busy else "-"
@@ -383,7 +455,8 @@ def main() -> None:
         if name == "embed":
             note = f"batched {r['n'] / r['wall_s']:.2f} songs/s vs one at a time {r['baseline_songs_per_s']:.2f} " \
                    f"({r['n'] / r['wall_s'] / r['baseline_songs_per_s']:.2f}x)"
-        print(f"| {name} | {_fmt_s(r['wall_s'])} | {r['n'] / max(r['wall_s'], 1e-9):.2f} {r['unit']}/s | "
+        print(f"| {name} | {_fmt_s(r['wall_s'])} | {_fmt_s(r['cpu_s'])} | {r['n'] / max(r['wall_s'], 1e-9):.2f} "
+              f"{r['unit']}/s | "
               f"{r['peak_rss_mb']:.0f} MB | {busy_s} | {note} |")
     print(f"\nestimate for {SEED_SONGS:,} songs on this machine ({dev}, {os.cpu_count()} CPUs), default vocal.yaml:")
     for k, v in est.items():
@@ -393,11 +466,19 @@ def main() -> None:
     if "prepare (demucs)" in est:
         with_demucs = built_in - est.get("prepare (harmonic)", 0) + est["prepare (demucs)"]
         print(f"  {'total (demucs)':22s} {_fmt_s(with_demucs)}")
+    if est_idle:
+        n = a.laptop_cores
+        print(f"\nthe same from CPU seconds, as on an idle {n}-core laptop (CPU seconds / {n}):")
+        for k, v in est_idle.items():
+            print(f"  {k:22s} {_fmt_s(v)}")
+        tot = sum(v for k, v in est_idle.items() if k != "prepare (demucs)")
+        print(f"  {'total (harmonic)':22s} {_fmt_s(tot)}")
     for t in ("train-contrastive", "train-tcae"):
         if rows.get(t, {}).get("seed_plan"):
             print(f"  {rows[t]['seed_plan']}")
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "estimate_s": est, "device": str(dev),
+        a.json.write_text(json.dumps({"rows": rows, "estimate_s": est, "estimate_idle_laptop_s": est_idle,
+                                      "device": str(dev),
                                       "cpus": os.cpu_count(), "args": {k: str(v) for k, v in vars(a).items()}},
                                      indent=2, default=str))
     if tmp and not a.keep:
