@@ -177,3 +177,93 @@ def test_full_size_prepare_with_separation(tmp_path: Path) -> None:
     assert row["status"] == "ok" and row["separation"] == "harmonic" and float(row["duration_s"]) == 155.0
     mel = np.load(proj.root / row["mel"])
     assert mel.shape == (48, 7501) and mel.dtype == np.float16 and np.isfinite(mel).all()
+
+
+def _fake_demucs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An untrained tiny HTDemucs stands in for the downloaded one (speed and plumbing, not quality)."""
+    pytest.importorskip("demucs")
+    import torch
+    from demucs.htdemucs import HTDemucs
+
+    from vocalcli import separation
+
+    torch.manual_seed(0)
+    model = HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=8, t_layers=1, segment=4).eval()
+    monkeypatch.setattr(separation, "demucs_available", lambda: (True, ""))
+    monkeypatch.setattr(separation, "load_demucs", lambda: model)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_prepare_with_demucs_runs_it_on_the_window_at_its_own_rate(tiny_project: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   workers: str) -> None:
+    _fake_demucs(monkeypatch)
+    from vocalcli import separation
+
+    seen: list[tuple[int, ...]] = []
+    real = separation.demucs_vocals
+
+    def spy(model, windows, sr, out_sr, device="cpu"):  # noqa: ANN001, ANN202
+        seen.extend(w.shape for w in windows)
+        assert sr == 44100 and out_sr == 16000
+        return real(model, windows, sr, out_sr, device)
+
+    monkeypatch.setattr(separation, "demucs_vocals", spy)
+    songs = make_songs(tmp_path / "songs", singers=1, songs=2)
+    (songs / "singer0" / "short.flac").write_bytes((songs / "singer0" / "song0.flac").read_bytes()[:2000])
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--separate", "demucs", "--device", "cpu", "-w", workers)
+    assert r.exit_code == 1, r.output  # the truncated file fails; the others do not
+    rows = catalog(tiny_project)
+    ok = [row for row in rows.values() if row["status"] == "ok"]
+    assert len(ok) == 2 and all(row["separation"] == "demucs" and float(row["f0_hz"]) > 0 for row in ok)
+    assert seen == [(2, 3 * 44100)] * 2  # the 1-4 s window of a 22.05 kHz mono file, as 44.1 kHz stereo
+    mel = np.load(tiny_project / ok[0]["mel"])
+    assert mel.shape == (48, 188) and np.isfinite(mel.astype(np.float32)).all()
+
+
+def test_auto_says_how_long_demucs_would_take_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vocalcli import separation
+
+    monkeypatch.setattr(separation, "demucs_available", lambda: (True, ""))
+    said: list[str] = []
+    assert prep.resolve_separation("auto", "cpu", 4500, 120.0, said.append) == "harmonic"
+    assert "would take" in said[-1] and "4500 songs" in said[-1] and "--separate demucs" in said[-1]
+    assert prep.resolve_separation("auto", "cpu", 10, 120.0, said.append) == "demucs" and "min" in said[-1]
+    assert prep.resolve_separation("auto", "cuda", 4500, 120.0, said.append) == "demucs"
+    monkeypatch.setattr(separation, "demucs_available", lambda: (False, "weights missing"))
+    assert prep.resolve_separation("auto", "cuda", 1, log=said.append) == "harmonic"  # auto never downloads
+
+
+def test_separate_demucs_fetches_missing_weights_saying_what_and_where(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("demucs")
+    import demucs.pretrained
+
+    from vocalcli import separation
+
+    weights = tmp_path / "955717e8-8726e21a.th"
+    monkeypatch.setattr(separation, "demucs_available", lambda: (False, "weights for htdemucs are not cached"))
+    monkeypatch.setattr(separation, "_weights_path", lambda: weights if weights.exists() else None)
+    monkeypatch.setattr(demucs.pretrained, "get_model", lambda name: weights.write_bytes(b"w"))
+    said: list[str] = []
+    assert prep.resolve_separation("demucs", log=said.append) == "demucs"
+    assert weights.exists() and "downloading the htdemucs weights" in said[0]
+    assert separation.weights_destination() in said[0]
+
+    def offline(name):  # noqa: ANN001, ANN202
+        raise OSError("network unreachable")
+
+    weights.unlink()
+    monkeypatch.setattr(demucs.pretrained, "get_model", offline)
+    with pytest.raises(separation.SeparationError, match="could not download.*--separate harmonic"):
+        prep.resolve_separation("demucs")
+
+
+def test_prepare_gpu_without_cuda_is_a_clear_error(tiny_project: Path, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    songs = make_songs(tmp_path / "songs", singers=1, songs=1)
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--gpu")
+    assert r.exit_code != 0 and "CUDA was requested" in r.output

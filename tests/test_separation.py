@@ -230,3 +230,32 @@ def test_pitch_from_the_separators_track_matches_tracking_the_estimate(mixture) 
         assert abs(np.log2(stats[k] / truth[k])) < 1 / 12
     none = separate_with_pitch(mix, SR, "none")
     assert none[1] == "none" and none[0] is mix
+
+
+def test_model_input_is_the_models_rate_and_channels() -> None:
+    """prepare gives demucs the decoded window as it was trained on: 44.1 kHz stereo."""
+    rng = np.random.default_rng(0)
+    stereo = rng.standard_normal((2, 22050)).astype(np.float32)
+    x = separation.to_model_input(stereo, 22050, 44100, 2)
+    assert x.shape == (2, 44100) and x.dtype == np.float32
+    mono = separation.to_model_input(stereo[:1], 44100, 44100, 2)
+    np.testing.assert_array_equal(mono[0], mono[1])
+    six = separation.to_model_input(np.ones((6, 100), np.float32), 44100, 44100, 2)
+    assert six.shape == (2, 100) and np.allclose(six, 1.0)
+    np.testing.assert_array_equal(separation.to_model_input(stereo, 44100, 44100, 2), stereo)
+
+
+def test_demucs_windows_in_a_batch_equal_one_at_a_time() -> None:
+    """Several songs per demucs call (a GPU needs them) give each song what it gets alone, at 16 kHz."""
+    pytest.importorskip("demucs")
+    import torch
+
+    torch.manual_seed(0)
+    model = _tiny_htdemucs()
+    rng = np.random.default_rng(1)
+    wins = [(0.1 * rng.standard_normal((2, n))).astype(np.float32) for n in (44100 * 3, 44100 * 3, 44100 * 2)]
+    together = separation.demucs_vocals(model, wins, 44100, 16000, "cpu")
+    alone = [separation.demucs_vocals(model, [w], 44100, 16000, "cpu")[0] for w in wins]
+    assert [v.shape for v in together] == [(48000,), (48000,), (32000,)]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)

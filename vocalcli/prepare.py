@@ -18,7 +18,7 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,26 +217,53 @@ def discover(songs_dir: Path) -> list[SongFile]:
     return scan(songs_dir)[0]
 
 
+DEMUCS_INPUT = "demucs-44100x2"
+"""demucs hears the window at its own rate and channels (before: the 16 kHz mono mix upsampled): a mel
+made the old way is redone."""
+
+
 def settings_hash(cfg: AudioConfig, separation: str, silence_db: float) -> str:
     """What shapes a stored mel; a change makes prepare redo the song."""
+    separation = DEMUCS_INPUT if separation == "demucs" else separation
     blob = json.dumps([asdict(cfg), separation, silence_db, PIPELINE_VERSION], sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def resolve_separation(method: str) -> str:
-    """'auto' -> 'demucs' when its package and weights are usable here, else 'harmonic'."""
+def resolve_separation(method: str, device_type: str = "cpu", n_songs: int = 0, window_s: float = 120.0,
+                       log: Callable[[str], None] | None = None) -> str:
+    """The method to run: 'auto' -> 'demucs' when its package and weights are already here (it never
+    downloads) and, on a CPU, the ``n_songs`` windows would take under an hour; else 'harmonic'.
+    ``log`` is told why and how long. An explicit 'demucs' fetches missing weights with demucs' own
+    loader (saying what and where)."""
     if method in ("none", "harmonic", "repet"):
         return method
     from vocalcli import separation
 
+    say = log or (lambda _m: None)
     if method == "auto":
         ok, _ = separation.demucs_available()
-        return "demucs" if ok else "harmonic"
+        if not ok:
+            return "harmonic"
+        if device_type == "cpu" and n_songs:
+            est = n_songs * window_s / separation.DEMUCS_CPU_X_REALTIME
+            if est > separation.DEMUCS_CPU_AUTO_LIMIT_S:
+                say(f"auto: demucs on this CPU would take ~{_hours(est)} for {n_songs} songs (~"
+                    f"{separation.DEMUCS_CPU_X_REALTIME:g}x realtime); using the built-in harmonic separator. "
+                    "Pass --separate demucs to wait for it, or --gpu")
+                return "harmonic"
+            say(f"auto: demucs on the CPU, ~{_hours(est)} for {n_songs} songs")
+        return "demucs"
     if method == "demucs":
         ok, why = separation.demucs_available()
-        if not ok:
+        if not ok and "not installed" in why:
             raise ConfigError(f"--separate demucs is not usable here: {why}")
+        if not ok:
+            separation.fetch_demucs(say)
     return method
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 @dataclass(frozen=True)
@@ -248,11 +275,9 @@ class Job:
     silence_db: float
 
 
-def prepare_file(job: Job) -> dict[str, Any]:
-    """Decode the window, downmix, resample, separate, mel -> save. Returns the catalog fields it knows.
-
-    Never raises for bad audio: the failure becomes the row's status and reason.
-    """
+def _decode_checked(job: Job) -> tuple[dict[str, Any], Any, np.ndarray | None]:
+    """(row, decoded window, its 16 kHz mono mix) -- or (row with its final status, None, None) when the
+    file cannot be used (decode error, too short, silent)."""
     from vocalcli import audio
 
     cfg = job.audio
@@ -260,9 +285,9 @@ def prepare_file(job: Job) -> dict[str, Any]:
     try:
         dec = audio.decode(job.song.path, cfg.start_s, cfg.end_s)
     except AudioError as e:
-        return {**row, "status": "decode_error", "reason": str(e)}
+        return {**row, "status": "decode_error", "reason": str(e)}, None, None
     except Exception as e:  # a decoder bug must not stop a 10,000-song run
-        return {**row, "status": "decode_error", "reason": f"{type(e).__name__}: {e}"}
+        return {**row, "status": "decode_error", "reason": f"{type(e).__name__}: {e}"}, None, None
     row["duration_s"] = f"{dec.duration_s:.3f}"
     want = round((cfg.end_s - cfg.start_s) * dec.sample_rate)
     got = dec.samples.shape[1]
@@ -270,24 +295,126 @@ def prepare_file(job: Job) -> dict[str, Any]:
         decoded_s = cfg.start_s + got / dec.sample_rate
         if dec.duration_s >= cfg.end_s - 0.01:
             return {**row, "status": "decode_error",
-                    "reason": f"truncated or corrupt: header says {dec.duration_s:.1f} s, decoded {decoded_s:.1f} s"}
+                    "reason": f"truncated or corrupt: header says {dec.duration_s:.1f} s, decoded {decoded_s:.1f} s"
+                    }, None, None
         return {**row, "status": "too_short",
-                "reason": f"{dec.duration_s:.1f} s < {cfg.end_s:g} s needed for the window"}
+                "reason": f"{dec.duration_s:.1f} s < {cfg.end_s:g} s needed for the window"}, None, None
     y = audio.resample(audio.to_mono(dec.samples), dec.sample_rate, cfg.sample_rate)
     if not np.all(np.isfinite(y)):
-        return {**row, "status": "decode_error", "reason": "decoded samples are NaN/inf"}
+        return {**row, "status": "decode_error", "reason": "decoded samples are NaN/inf"}, None, None
     level = audio.rms_db(y)
     if level < job.silence_db:
-        return {**row, "status": "silent", "reason": f"window RMS {level:.1f} dBFS < {job.silence_db:g} dBFS"}
+        return ({**row, "status": "silent", "reason": f"window RMS {level:.1f} dBFS < {job.silence_db:g} dBFS"},
+                None, None)
+    return row, dec, y
+
+
+def _finish(job: Job, row: dict[str, Any], vocal: np.ndarray, used: str, pitch: dict[str, float]
+            ) -> dict[str, Any]:
+    """Mel of the vocal estimate -> mels/<song_id>.npy (float16); the row with its pitch statistics."""
+    from vocalcli import audio
+
+    mel = audio.fit_frames(audio.log_mel(vocal, job.audio), job.audio.n_frames)
+    project_mod.save_npy(Path(job.mel_path), mel.astype(np.float16))
+    return {**row, "separation": used, **{k: f"{v:.1f}" for k, v in pitch.items()}}
+
+
+def prepare_file(job: Job) -> dict[str, Any]:
+    """Decode the window, downmix, resample, separate, mel -> save. Returns the catalog fields it knows.
+
+    Never raises for bad audio: the failure becomes the row's status and reason.
+    """
+    row, dec, y = _decode_checked(job)
+    if dec is None:
+        return row
     from vocalcli.pitch import separate_with_pitch
 
     try:
-        vocal, used, pitch = separate_with_pitch(y, cfg.sample_rate, job.separation)
+        vocal, used, pitch = separate_with_pitch(y, job.audio.sample_rate, job.separation)
     except VocalError as e:
         return {**row, "status": "separation_error", "reason": str(e)}
-    mel = audio.fit_frames(audio.log_mel(vocal, cfg), cfg.n_frames)
-    project_mod.save_npy(Path(job.mel_path), mel.astype(np.float16))
-    return {**row, "separation": used, **{k: f"{v:.1f}" for k, v in pitch.items()}}
+    return _finish(job, row, vocal, used, pitch)
+
+
+def _decode_for_model(args: tuple[Job, int, int]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Stage 1 of demucs prepare (a worker): the checked window at the model's rate and channels."""
+    from vocalcli.separation import to_model_input
+
+    job, model_sr, channels = args
+    row, dec, _ = _decode_checked(job)
+    if dec is None:
+        return row, None
+    x = to_model_input(dec.samples, dec.sample_rate, model_sr, channels)
+    n = round((job.audio.end_s - job.audio.start_s) * model_sr)  # every window the same length: one batch
+    return row, np.pad(x, ((0, 0), (0, max(0, n - x.shape[1]))), mode="edge")[:, :n]
+
+
+def _finish_separated(args: tuple[Job, dict[str, Any], np.ndarray]) -> dict[str, Any]:
+    """Stage 3 of demucs prepare (a worker): pitch statistics of the vocal stem, mel, save."""
+    from vocalcli.pitch import pitch_stats
+
+    job, row, vocal = args
+    return _finish(job, row, vocal, "demucs", pitch_stats(vocal, job.audio.sample_rate))
+
+
+class _Inline:
+    """A ProcessPoolExecutor stand-in that runs each call at once (one worker: no processes)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        f: Future = Future()
+        f.set_result(fn(*args))
+        return f
+
+
+def _run_demucs(jobs: list[Job], bases: list[dict[str, Any]], pool: Any, device: Any,
+                record: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+    """demucs prepare: workers decode windows at 44.1 kHz stereo (stage 1), this process separates them a
+    batch at a time on ``device`` (stage 2: one model, on the GPU when there is one), workers turn the
+    vocal stems into pitch statistics and mels (stage 3). At most a few batches of windows (42 MB each)
+    are in flight."""
+    from collections import deque
+
+    from vocalcli import separation
+
+    model = separation.load_demucs()
+    msr, mch = int(model.samplerate), int(model.audio_channels)
+    size = separation.demucs_batch(device.type)
+    ahead = 2 * size + 2
+    todo = deque(zip(jobs, bases, strict=True))
+    decoding: deque = deque()
+    finishing: deque = deque()
+    batch: list[tuple[Job, dict[str, Any], dict[str, Any], np.ndarray]] = []
+
+    def separate_batch() -> None:
+        try:
+            vocals = separation.demucs_vocals(model, [w for *_, w in batch], msr, batch[0][0].audio.sample_rate,
+                                              device)
+        except VocalError as e:
+            for _, base, row, _ in batch:
+                record(base, {**row, "status": "separation_error", "reason": str(e)})
+        else:
+            for (job, base, row, _), v in zip(batch, vocals, strict=True):
+                finishing.append((base, pool.submit(_finish_separated, (job, row, v))))
+        batch.clear()
+
+    while todo or decoding or batch:
+        while todo and len(decoding) < ahead:
+            job, base = todo.popleft()
+            decoding.append((job, base, pool.submit(_decode_for_model, (job, msr, mch))))
+        if decoding:
+            job, base, fut = decoding.popleft()
+            row, window = fut.result()
+            if window is None:
+                record(base, row)
+            else:
+                batch.append((job, base, row, window))
+        if batch and (len(batch) >= size or not (todo or decoding)):
+            separate_batch()
+        while finishing and finishing[0][1].done():
+            base, fut = finishing.popleft()
+            record(base, fut.result())
+    for base, fut in finishing:
+        record(base, fut.result())
 
 
 def _init_worker(parent: int) -> None:
@@ -408,11 +535,17 @@ def prepare_files(
     shard: tuple[int, int] | None = None,
     progress: Callable[..., None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    device: Any = "auto",
+    log: Callable[[str], None] | None = None,
 ) -> PrepareResult:
     """Prepare every song under ``songs_dir`` into ``proj``; returns all rows (done before + now).
 
     Rows are flushed to the catalog every few seconds, so an interrupted run keeps its progress.
+    ``device`` is where demucs runs (the other separators are CPU code); ``log`` hears what `auto`
+    chose and why, and what is downloaded.
     """
+    from vocalcli.device import resolve_device
+
     t0 = time.perf_counter()
     songs_dir = Path(songs_dir).resolve()
     if meta_path is not None and not Path(meta_path).is_file():
@@ -422,8 +555,6 @@ def prepare_files(
         meta_path = songs_dir / "singers.csv"
     warnings: list[str] = []
     meta = catalog.read_singers(meta_path, warnings)
-    method = resolve_separation(cfg.prepare.separate)
-    settings = settings_hash(cfg.audio, method, cfg.prepare.silence_db)
     found, problems = scan(songs_dir)
     if not found:
         loose = sum(p["status"] == "no_singer" for p in problems)
@@ -435,6 +566,10 @@ def prepare_files(
         warnings.append(f"{meta_path}: {len(missing)} singers have no folder in {songs_dir}: "
                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (check the spelling)")
     songs = [s for s in found if in_shard(s.song_id, shard)]
+    dev = resolve_device(device)
+    method = resolve_separation(cfg.prepare.separate, dev.type, len(songs), cfg.audio.end_s - cfg.audio.start_s,
+                                log)
+    settings = settings_hash(cfg.audio, method, cfg.prepare.silence_db)
     problem_rows = [{**p, "song_id": song_id(p["singer"], p["source"]), "title": p["source"].rsplit("/", 1)[-1],
                      "settings": settings} for p in problems]
     problem_rows = [r for r in problem_rows if in_shard(r["song_id"], shard)]
@@ -485,7 +620,17 @@ def prepare_files(
             last_flush = time.monotonic()
 
     try:
-        if n_workers == 1 or len(jobs) <= 1:
+        if method == "demucs" and jobs:
+            import multiprocessing as mp
+
+            bases = [base for _, base in todo]
+            if n_workers == 1:
+                _run_demucs(jobs, bases, _Inline(), dev, record)
+            else:
+                with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
+                                         initializer=_init_worker) as pool:
+                    _run_demucs(jobs, bases, pool, dev, record)
+        elif n_workers == 1 or len(jobs) <= 1:
             for job, (_, base) in zip(jobs, todo, strict=True):
                 record(base, prepare_file(job))
         else:
@@ -559,9 +704,16 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
     if not level >= cfg.prepare.silence_db:  # the catalog calls such a library song 'silent'
         raise AudioError(f"no voice in the query {path}: the window is silent ({level:.1f} dBFS < "
                          f"prepare.silence_db {cfg.prepare.silence_db:g} dBFS)")
-    from vocalcli.pitch import separate_with_pitch
+    from vocalcli.pitch import pitch_stats, separate_with_pitch
 
-    vocal, used, pitch = separate_with_pitch(y, a.sample_rate, resolve_separation(separate or cfg.prepare.separate))
+    method = resolve_separation(separate or cfg.prepare.separate)
+    if method == "demucs":  # as prepare does: the decoded window at the model's rate and channels
+        from vocalcli import separation
+
+        vocal = separation.demucs_vocals(separation.load_demucs(), [dec.samples], dec.sample_rate, a.sample_rate)[0]
+        used, pitch = "demucs", pitch_stats(vocal, a.sample_rate)
+    else:
+        vocal, used, pitch = separate_with_pitch(y, a.sample_rate, method)
     mel = audio.log_mel(vocal, a)
     return mel, {"warnings": warnings, "separation": used, "seconds": got_s, "duration_s": dec.duration_s,
                  **pitch}

@@ -205,8 +205,8 @@ def demucs_available() -> tuple[bool, str]:
                        "or run with --separate harmonic")
     if _weights_path() is None:
         return False, (f"weights for {DEMUCS_MODEL} are not in the torch hub cache ({_torch_hub_weights()}) "
-                       f"nor the Hugging Face cache ({DEMUCS_HF_REPO}); run `python -m demucs` once on a "
-                       "machine with network and copy the file there, or run with --separate harmonic")
+                       f"nor the Hugging Face cache ({DEMUCS_HF_REPO}); 'vocal prepare --separate demucs' "
+                       "fetches them once with demucs' own loader, or run with --separate harmonic")
     return True, ""
 
 
@@ -251,12 +251,38 @@ def _load_demucs() -> Any:
     return _load_checkpoint(path, prefix)
 
 
-def _separate_with_model(y: np.ndarray, sr: int, model: Any) -> np.ndarray:
-    """Vocals of mono ``y`` [n] at ``sr`` with a demucs model (pretrained, or untrained in tests).
+def _separate_with_model(y: np.ndarray, sr: int, model: Any, device: Any = "cpu") -> np.ndarray:
+    """Vocals of mono ``y`` [n] at ``sr`` with a demucs model (pretrained, or untrained in tests): the
+    one-file path (queries, evaluate's chroma), when only the 16 kHz mono mixture is at hand. `prepare`
+    gives demucs the decoded window at the model's own rate and channels instead (`demucs_vocals`).
+    Returns float32 [n]."""
+    back = demucs_vocals(model, [np.asarray(y, dtype=np.float32)[None]], sr, sr, device)[0]
+    if back.size < y.size:
+        back = np.pad(back, (0, y.size - back.size))
+    return np.ascontiguousarray(back[: y.size], dtype=np.float32)
 
-    The model wants ``model.audio_channels`` (2) channels at ``model.samplerate`` (44100 Hz), normalised
-    like demucs' own CLI does; we resample, duplicate the channel, take the 'vocals' source, average its
-    channels and resample back to exactly n samples. Returns float32 [n].
+
+def to_model_input(samples: np.ndarray, sr: int, model_sr: int, channels: int) -> np.ndarray:
+    """A decoded window [channels_in, n] at ``sr`` -> float32 [channels, m] at ``model_sr``: what demucs
+    was trained on (44.1 kHz stereo). Mono is duplicated (it is what a centred voice sounds like in both
+    channels); more than ``channels`` channels are averaged down to mono first."""
+    x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    if x.shape[0] != channels:
+        x = np.repeat(x.mean(axis=0, keepdims=True), channels, axis=0)
+    if sr != model_sr:
+        x = np.stack([resample(c, sr, model_sr) for c in x])
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def demucs_vocals(model: Any, windows: list[np.ndarray], sr: int, out_sr: int, device: Any = "cpu"
+                  ) -> list[np.ndarray]:
+    """The vocal stem of each window, mono float32 [n_i * out_sr / sr], several windows in one batch.
+
+    windows: [channels, n_i] at ``sr`` (made `to_model_input` first when they are not the model's rate
+    and channels); windows of equal length go through demucs together. Each is normalised like demucs'
+    own CLI (mean and std of its mono mix), separated with demucs' `apply_model` (7.8 s segments,
+    overlap 0.25, no shifts) on ``device`` -- the whole batch on the device --, its 'vocals' source
+    denormalised, averaged over channels and resampled to ``out_sr``.
     """
     import torch
     from demucs.apply import apply_model
@@ -264,14 +290,82 @@ def _separate_with_model(y: np.ndarray, sr: int, model: Any) -> np.ndarray:
     sources = list(model.sources)
     if "vocals" not in sources:
         raise SeparationError(f"demucs model has no 'vocals' source (has {sources}); use htdemucs")
-    x = resample(y, sr, int(model.samplerate))
-    wav = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(0).expand(int(model.audio_channels), -1)
-    mean, std = float(wav.mean()), float(wav.std()) or 1.0
-    with torch.no_grad():
-        out = apply_model(model, ((wav - mean) / std).unsqueeze(0), shifts=0, split=True, overlap=0.25,
-                          progress=False, device="cpu")
-    vocals = (out[0, sources.index("vocals")].mean(dim=0) * std + mean).numpy()
-    back = resample(vocals, int(model.samplerate), sr)
-    if back.size < y.size:
-        back = np.pad(back, (0, y.size - back.size))
-    return np.ascontiguousarray(back[: y.size], dtype=np.float32)
+    if not windows:
+        return []
+    msr, mch = int(model.samplerate), int(model.audio_channels)
+    xs = [to_model_input(w, sr, msr, mch) for w in windows]
+    dev = torch.device(device)
+    model.to(dev)
+    out: list[np.ndarray | None] = [None] * len(xs)
+    by_len: dict[int, list[int]] = {}
+    for i, x in enumerate(xs):  # only equal lengths share a call: padding would change what demucs hears
+        by_len.setdefault(x.shape[1], []).append(i)
+    for idx in by_len.values():
+        batch = np.stack([xs[i] for i in idx])
+        ref = batch.mean(axis=1)  # [B, n] mono mix
+        mean = ref.mean(axis=1)[:, None, None]
+        std = ref.std(axis=1)[:, None, None]
+        std = np.where(std > 0, std, 1.0).astype(np.float32)
+        wav = torch.from_numpy((batch - mean) / std).to(dev)
+        with torch.no_grad():
+            sep = apply_model(model, wav, shifts=0, split=True, overlap=0.25, progress=False, device=dev)
+        vocals = (sep[:, sources.index("vocals")].float().cpu().numpy() * std + mean).mean(axis=1)  # [B, n]
+        for j, i in enumerate(idx):
+            out[i] = resample(vocals[j], msr, out_sr)
+    return out  # type: ignore[return-value]
+
+
+DEMUCS_CPU_X_REALTIME = 1.5
+"""htdemucs speed on a CPU (bench/scale.py's prepare step measures it; the issue's 2-core laptop: ~1.5x
+realtime): what `auto` uses to say how long demucs would take before choosing it on a CPU."""
+DEMUCS_CPU_AUTO_LIMIT_S = 3600.0
+"""`auto` on a CPU picks demucs only when the library would take less than this (else harmonic, saying
+why and how long demucs would have taken)."""
+
+
+def demucs_batch(device_type: str) -> int:
+    """2-minute windows separated together: a GPU is only kept busy by several songs at once (~0.4 GB of
+    activations each on CUDA); a CPU gains nothing from it."""
+    return 8 if device_type == "cuda" else 1
+
+
+def weights_destination() -> str:
+    """Where demucs' own loader puts the htdemucs weights: the Hugging Face cache when huggingface_hub
+    is installed (demucs >= 4.1), else torch hub's checkpoints folder."""
+    try:
+        from huggingface_hub import constants
+
+        return str(Path(constants.HF_HUB_CACHE))
+    except ImportError:
+        return str(_torch_hub_weights().parent)
+
+
+def fetch_demucs(log: Any = None) -> Path:
+    """Download the htdemucs weights with demucs' own loader (what `python -m demucs` does) and return
+    where they are. Only called for an explicit ``--separate demucs``; ``auto`` never downloads."""
+    try:
+        from demucs.pretrained import get_model
+    except ImportError as e:
+        raise SeparationError(f"demucs is not installed ({e}); pip install 'vocalcli[demucs]', "
+                              "or run with --separate harmonic") from e
+    if log:
+        log(f"downloading the {DEMUCS_MODEL} weights (~80 MB, once) with demucs' own loader into "
+            f"{weights_destination()}")
+    try:
+        get_model(DEMUCS_MODEL)
+    except Exception as e:  # network errors come in many types (URLError, HTTPError, OSError, ...)
+        raise SeparationError(f"could not download the {DEMUCS_MODEL} weights ({type(e).__name__}: {e}); "
+                              f"check the network, or put the file in {weights_destination()}, or run with "
+                              "--separate harmonic") from e
+    _load_demucs.cache_clear()
+    path = _weights_path()
+    if path is None:
+        raise SeparationError(f"demucs' loader finished but no {DEMUCS_MODEL} weights are in "
+                              f"{weights_destination()} nor {_torch_hub_weights().parent}; run with "
+                              "--separate harmonic")
+    return path
+
+
+def load_demucs() -> Any:
+    """The cached htdemucs model (loaded once per process; on the CPU until `demucs_vocals` moves it)."""
+    return _load_demucs()

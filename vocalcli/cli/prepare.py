@@ -12,7 +12,19 @@ from typing import Annotated
 
 import typer
 
-from vocalcli.cli.options import ForceOpt, JsonOpt, ProjectOpt, QuietOpt, SeparateOpt, WaitOpt, WorkersOpt, writing
+from vocalcli.cli.options import (
+    Device,
+    DeviceOpt,
+    ForceOpt,
+    GpuOpt,
+    JsonOpt,
+    ProjectOpt,
+    QuietOpt,
+    SeparateOpt,
+    WaitOpt,
+    WorkersOpt,
+    writing,
+)
 from vocalcli.console import emit_json, err, say
 from vocalcli.errors import VocalError
 
@@ -27,6 +39,8 @@ def prepare(
         show_default=False)] = None,
     separate: SeparateOpt = None,
     workers: WorkersOpt = None,
+    device: DeviceOpt = Device.AUTO,
+    gpu: GpuOpt = False,
     force: ForceOpt = False,
     shard: Annotated[str | None, typer.Option(
         "--shard", help="Process only the I-th of N deterministic subsets (e.g. 2/8), for spreading a "
@@ -65,10 +79,13 @@ def prepare(
         say(f"created project {proj.root} (every setting in {proj.config_path.name})")
     cfg = config_mod.override(proj.load_config(), {"prepare.separate": separate.value if separate else None})
     shard_t = prep.parse_shard(shard)
+    if gpu and device.value not in ("auto", "cuda"):
+        raise VocalError(f"--gpu means cuda but --device {device.value} was also given; pass only one")
+    dev = "cuda" if gpu else device.value  # where demucs runs; the other separators are CPU code
     with writing(proj.root, "vocal prepare", shard_t), progress_bar("prepare", total=None) as bar:
         result = prep.prepare_files(
             proj, songs_dir, cfg, meta_path=meta, workers=workers, force=force, shard=shard_t,
-            progress=bar, on_total=lambda n: bar(advance=0, total=n),
+            progress=bar, on_total=lambda n: bar(advance=0, total=n), device=dev, log=say,
         )
     _render_prepare(result)
     for w in result.warnings:
