@@ -88,6 +88,7 @@ def build(root: Path, singers: int = 150, songs: int = 30, workers: int | None =
     Reuses mels already there (same shape), so a rerun of the bench does not rewrite 3 GB.
     """
     from vocalcli import balance as bal
+    from vocalcli import catalog
     from vocalcli import config as config_mod
     from vocalcli import project as project_mod
 
@@ -130,7 +131,7 @@ def build(root: Path, singers: int = 150, songs: int = 30, workers: int | None =
     else:
         for job in jobs:
             _write(job)
-    project_mod.write_csv(proj.catalog, rows, project_mod.CATALOG_FIELDS)
+    catalog.write(proj.catalog, rows)
     b = bal.balance(rows, cfg.balance, cfg.seed, songs_per_singer=songs)
     project_mod.write_csv(proj.balanced, b.rows, project_mod.BALANCED_FIELDS)
     with open(proj.root / "melody_labels.csv", "w", encoding="utf-8") as fh:
