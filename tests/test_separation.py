@@ -259,3 +259,23 @@ def test_demucs_windows_in_a_batch_equal_one_at_a_time() -> None:
     assert [v.shape for v in together] == [(48000,), (48000,), (32000,)]
     for a, b in zip(together, alone, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_banded_viterbi_finds_the_best_path() -> None:
+    """f0.viterbi_band against the textbook dynamic programme over every state pair (band as a hard limit)."""
+    from vocalcli import f0
+
+    rng = np.random.default_rng(4)
+    score = rng.standard_normal((12, 40)).astype(np.float32)
+    jump, band = 0.7, 3
+    n, t = score.shape
+    delta, back = score[:, 0].astype(np.float64), np.zeros((t, n), dtype=np.int64)
+    for k in range(1, t):
+        cost = delta[None, :] - jump * np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+        cost[np.abs(np.arange(n)[:, None] - np.arange(n)[None, :]) > band] = -np.inf
+        back[k] = cost.argmax(axis=1)
+        delta = cost.max(axis=1) + score[:, k]
+    path = [int(delta.argmax())]
+    for k in range(t - 1, 0, -1):
+        path.append(int(back[k, path[-1]]))
+    np.testing.assert_array_equal(f0.viterbi_band(score, jump, band), path[::-1])

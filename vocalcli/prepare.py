@@ -357,6 +357,22 @@ def _finish_separated(args: tuple[Job, dict[str, Any], np.ndarray]) -> dict[str,
     return _finish(job, row, vocal, "demucs", pitch_stats(vocal, job.audio.sample_rate))
 
 
+def _demucs_device(device: Any, method: str) -> Any:
+    """The torch device demucs would run on, or None when no demucs can run: then torch is not even
+    imported here (~1 s of start-up a `prepare` of a few songs would mostly spend on it). A device asked
+    for by name (cuda, mps) is always checked, so a missing GPU is an error whatever the method."""
+    from vocalcli import separation
+
+    name = getattr(device, "type", None) or str(getattr(device, "value", device) or "auto")
+    explicit = name not in ("auto", "cpu")
+    if not explicit and (method in ("none", "harmonic", "repet")
+                         or (method == "auto" and not separation.demucs_available()[0])):
+        return None
+    from vocalcli.device import resolve_device
+
+    return device if hasattr(device, "type") else resolve_device(name)
+
+
 class _Inline:
     """A ProcessPoolExecutor stand-in that runs each call at once (one worker: no processes)."""
 
@@ -544,8 +560,6 @@ def prepare_files(
     ``device`` is where demucs runs (the other separators are CPU code); ``log`` hears what `auto`
     chose and why, and what is downloaded.
     """
-    from vocalcli.device import resolve_device
-
     t0 = time.perf_counter()
     songs_dir = Path(songs_dir).resolve()
     if meta_path is not None and not Path(meta_path).is_file():
@@ -566,9 +580,9 @@ def prepare_files(
         warnings.append(f"{meta_path}: {len(missing)} singers have no folder in {songs_dir}: "
                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (check the spelling)")
     songs = [s for s in found if in_shard(s.song_id, shard)]
-    dev = resolve_device(device)
-    method = resolve_separation(cfg.prepare.separate, dev.type, len(songs), cfg.audio.end_s - cfg.audio.start_s,
-                                log)
+    dev = _demucs_device(device, cfg.prepare.separate)
+    method = resolve_separation(cfg.prepare.separate, dev.type if dev else "cpu", len(songs),
+                                cfg.audio.end_s - cfg.audio.start_s, log)
     settings = settings_hash(cfg.audio, method, cfg.prepare.silence_db)
     problem_rows = [{**p, "song_id": song_id(p["singer"], p["source"]), "title": p["source"].rsplit("/", 1)[-1],
                      "settings": settings} for p in problems]
@@ -624,6 +638,7 @@ def prepare_files(
             import multiprocessing as mp
 
             bases = [base for _, base in todo]
+            dev = dev or _demucs_device("cpu", "demucs")
             if n_workers == 1:
                 _run_demucs(jobs, bases, _Inline(), dev, record)
             else:
