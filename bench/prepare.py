@@ -191,6 +191,7 @@ def main() -> None:
     cfg2 = override(Config(), {"prepare.separate": args.scaling_separate})
     scale_dir = pick_files(args.songs_dir, args.scaling_n)
     n2 = len(discover(scale_dir))
+    clock = time.perf_counter  # parallel speed-up is a wall-clock matter
     t1, _ = timed(prepare_files, proj, scale_dir, cfg2, workers=1, force=True)
     t2, _ = timed(prepare_files, proj, scale_dir, cfg2, workers=2, force=True)
     shutil.rmtree(scale_dir, ignore_errors=True)
