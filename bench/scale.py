@@ -141,6 +141,10 @@ def _train(a: argparse.Namespace, task: str) -> dict:
     over = {f"{task}.train.epochs": 1}
     if a.small:
         over[f"{task}.train.steps_per_epoch"] = a.train_steps
+    for kv in a.set or []:  # e.g. tcae.train.compile=true, contrastive.train.gpu_batch_size=256
+        key, _, value = kv.partition("=")
+        if key.startswith(task + "."):
+            over[key] = json.loads(value)
     run_cfg = config_mod.override(cfg, over)
     said: list[str] = []
     ticks: list[float] = []  # CPU seconds at each step's end (on CPU every step is read back at once)
@@ -335,7 +339,8 @@ def run_step(name: str, a: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--step", name, "--dir", str(a.dir), "--device", a.device,
            "--singers", str(a.singers), "--songs", str(a.songs), "--train-steps", str(a.train_steps),
            "--prepare-songs", str(a.prepare_songs), "--baseline-songs", str(a.baseline_songs),
-           "--demucs-songs", str(a.demucs_songs)] + (["--small"] if a.small else [])
+           "--demucs-songs", str(a.demucs_songs)] + (["--small"] if a.small else []) + \
+        [x for kv in a.set or [] for x in ("--set", kv)]
     gpu = GpuBusy()
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -404,6 +409,8 @@ def main() -> None:
     ap.add_argument("--demucs-songs", type=int, default=8, help="2-minute windows per demucs batch (GPU)")
     ap.add_argument("--steps", default=",".join(STEPS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--set", action="append", metavar="KEY=JSON",
+                    help="vocal.yaml override for the training steps, e.g. tcae.train.compile=true")
     ap.add_argument("--laptop-cores", type=int, default=2, help="on CPU: also estimate from CPU seconds / this")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     a = ap.parse_args()
