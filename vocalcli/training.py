@@ -173,8 +173,7 @@ class _StepLog:
                  progress: Callable[..., None] | None, say_eta: Callable[[int, float], None], total: int) -> None:
         self.every, self.write, self.progress, self.say_eta, self.total = every, write, progress, say_eta, total
         self.pending: list[tuple[int, float, int, torch.Tensor, dict[str, Any]]] = []
-        self.eta_t0: float | None = None
-        self.eta_step0, self.eta_said = 0, False
+        self.eta_steps, self.eta_time, self.eta_said, self.flushes = 0, 0.0, False, 0
         self.start_epoch(0)
 
     def start_epoch(self, epoch: int) -> None:
@@ -190,7 +189,8 @@ class _StepLog:
         if not self.pending:
             return
         now = time.perf_counter()
-        rate = sum(p[2] for p in self.pending) / max(now - self.window, 1e-9)
+        dt = now - self.window  # training time only: the window restarts after each validation
+        rate = sum(p[2] for p in self.pending) / max(dt, 1e-9)
         self.window = now
         for st, lr, _n, lt, info in self.pending:
             lv = float(lt)
@@ -203,13 +203,15 @@ class _StepLog:
             if self.progress:
                 self.progress(advance=1, loss=lv, rate=rate, **vals)
         step = self.pending[-1][0]
+        if self.flushes:  # the first read-back pays for warm-up (allocations, autotuning, compile)
+            self.eta_steps += len(self.pending)
+            self.eta_time += dt
+        self.flushes += 1
         self.pending.clear()
-        if self.eta_t0 is None:  # the first step pays for warm-up (allocations, autotuning, compile)
-            self.eta_t0, self.eta_step0 = now, step
-        elif not self.eta_said and (step - self.eta_step0 >= ETA_STEPS or now - self.eta_t0 >= ETA_SECONDS
-                                    or step >= self.total):
+        if not self.eta_said and self.eta_steps and (self.eta_steps >= ETA_STEPS or self.eta_time >= ETA_SECONDS
+                                                     or step >= self.total):
             self.eta_said = True
-            self.say_eta(step, (step - self.eta_step0) / max(now - self.eta_t0, 1e-9))
+            self.say_eta(step, self.eta_steps / max(self.eta_time, 1e-9))
 
 
 def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | None, run_root: Path | None,
