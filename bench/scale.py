@@ -362,17 +362,28 @@ def _fmt_s(s: float) -> str:
     return f"{s / 3600:.2f} h"
 
 
+def _parallel(step: str, cores: int) -> float:
+    """How many of ``cores`` a step keeps busy: prepare's worker processes all of them; torch's intra-op
+    threads (training, embedding) ~80 % of them; the rest is single-threaded Python/numpy."""
+    if step == "prepare":
+        return float(cores)
+    if step.startswith("train") or step == "embed":
+        return 0.8 * cores
+    return 1.0
+
+
 def estimate(rows: dict[str, dict], a: argparse.Namespace, cores: int | None = None) -> dict[str, float]:
     """Seconds each step would take for the seed's 4,500 songs on this machine (see the module docstring).
 
-    ``cores``: estimate from CPU seconds instead, as if the machine were idle with that many cores busy
-    (CPU seconds / cores): what a laptop would do, when the box measured on was shared and overloaded.
+    ``cores``: estimate from CPU seconds instead, as if the machine were idle with that many cores
+    (CPU seconds / the cores a step keeps busy, `_parallel`): what a laptop would do, when the box
+    measured on was shared and overloaded.
     """
     est: dict[str, float] = {}
     p = rows.get("prepare", {})
 
     def cost(r: dict) -> float:
-        return r["cpu_s"] / cores if cores else r["wall_s"]
+        return r["cpu_s"] / _parallel(r["step"], cores) if cores else r["wall_s"]
 
     if p.get("n"):
         est["prepare (harmonic)"] = cost(p) / p["n"] * SEED_SONGS
@@ -383,7 +394,7 @@ def estimate(rows: dict[str, dict], a: argparse.Namespace, cores: int | None = N
     for t in ("train-contrastive", "train-tcae"):
         r = rows.get(t, {})
         if r.get("seed_estimate_s"):
-            est[t] = r["seed_cpu_s"] / cores if cores else r["seed_estimate_s"]
+            est[t] = r["seed_cpu_s"] / _parallel(t, cores) if cores else r["seed_estimate_s"]
     e = rows.get("embed", {})
     if e.get("n"):
         est["embed"] = cost(e) / e["n"] * SEED_SONGS
@@ -393,6 +404,52 @@ def estimate(rows: dict[str, dict], a: argparse.Namespace, cores: int | None = N
             # index/evaluate grow a little faster than linearly; measured at 4,500 when not --small
             est[t] = cost(rows[t]) * (SEED_SONGS / n if t in ("index", "evaluate") and n < SEED_SONGS else 1)
     return est
+
+
+def report(rows: dict[str, dict], a: argparse.Namespace, dev: str, cpus: int) -> tuple[dict, dict]:
+    """Print the table and the 4,500-song estimates of a run (also of a saved one: --report FILE)."""
+    est = estimate(rows, a)
+    est_idle = estimate(rows, a, cores=a.laptop_cores) if dev == "cpu" else {}
+    print("\n| step | wall | CPU time | throughput | peak RSS | GPU busy % | note |\n|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        if "error" in r:
+            print(f"| {name} | error | | | | | {r['error']} |")
+            continue
+        busy = r.get("gpu_busy")
+        busy_s = f"{busy['mean']:.0f} (p50 {busy['p50']:.0f})" if busy else "-"
+        note = r.get("note", "")
+        if name.startswith("train"):
+            note = (f"{r['steps']} steps of {r['batch']}, steady {r['steps_per_s']:.2f} steps/s; validation "
+                    f"{r['validate_s']:.1f} s")
+        if name == "prepare" and r.get("demucs", {}).get("x_realtime"):
+            d = r["demucs"]
+            note += f"; demucs (untrained HTDemucs, {d['windows']} x {d['window_s']:.0f} s on {d['device']}): " \
+                    f"{d['x_realtime']:.1f}x realtime"
+        if name == "embed":
+            note = f"batched {r['n'] / r['wall_s']:.2f} songs/s vs one at a time {r['baseline_songs_per_s']:.2f} " \
+                   f"({r['n'] / r['wall_s'] / r['baseline_songs_per_s']:.2f}x)"
+        print(f"| {name} | {_fmt_s(r['wall_s'])} | {_fmt_s(r['cpu_s'])} | {r['n'] / max(r['wall_s'], 1e-9):.2f} "
+              f"{r['unit']}/s | "
+              f"{r['peak_rss_mb']:.0f} MB | {busy_s} | {note} |")
+    print(f"\nestimate for {SEED_SONGS:,} songs on this machine ({dev}, {cpus} CPUs), default vocal.yaml:")
+    for k, v in est.items():
+        print(f"  {k:22s} {_fmt_s(v)}")
+    built_in = sum(v for k, v in est.items() if k != "prepare (demucs)")
+    print(f"  {'total (harmonic)':22s} {_fmt_s(built_in)}")
+    if "prepare (demucs)" in est:
+        with_demucs = built_in - est.get("prepare (harmonic)", 0) + est["prepare (demucs)"]
+        print(f"  {'total (demucs)':22s} {_fmt_s(with_demucs)}")
+    if est_idle:
+        n = a.laptop_cores
+        print(f"\nthe same from CPU seconds, as on an idle {n}-core laptop (CPU seconds / cores each step uses):")
+        for k, v in est_idle.items():
+            print(f"  {k:22s} {_fmt_s(v)}")
+        tot = sum(v for k, v in est_idle.items() if k != "prepare (demucs)")
+        print(f"  {'total (harmonic)':22s} {_fmt_s(tot)}")
+    for t in ("train-contrastive", "train-tcae"):
+        if rows.get(t, {}).get("seed_plan"):
+            print(f"  {rows[t]['seed_plan']}")
+    return est, est_idle
 
 
 def main() -> None:
@@ -412,8 +469,13 @@ def main() -> None:
     ap.add_argument("--set", action="append", metavar="KEY=JSON",
                     help="vocal.yaml override for the training steps, e.g. tcae.train.compile=true")
     ap.add_argument("--laptop-cores", type=int, default=2, help="on CPU: also estimate from CPU seconds / this")
+    ap.add_argument("--report", type=Path, help="print the table and estimates of a saved --json run")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.report:
+        saved = json.loads(a.report.read_text())
+        report(saved["rows"], a, saved["device"].split(":")[0], saved["cpus"])
+        return
     a.singers = a.singers or (6 if a.small else SEED_SINGERS)
     a.prepare_songs = a.prepare_songs or (4 if a.small else 32)
     a.baseline_songs = a.baseline_songs or (8 if a.small else 128)
@@ -442,47 +504,7 @@ def main() -> None:
             rate = row["n"] / max(row["wall_s"], 1e-9)
             print(f"  {name:18s} {_fmt_s(row['wall_s'])}, {rate:.2f} {row['unit']}/s, peak RSS "
                   f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr)
-    est = estimate(rows, a)
-    est_idle = estimate(rows, a, cores=a.laptop_cores) if dev.type == "cpu" else {}
-    print("\n| step | wall | CPU time | throughput | peak RSS | GPU busy % | note |\n|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        if "error" in r:
-            print(f"| {name} | error | | | | | {r['error']} |")
-            continue
-        busy = r.get("gpu_busy")
-        busy_s = f"{busy['mean']:.0f} (p50 {busy['p50']:.0f})" if busy else "-"
-        note = r.get("note", "")
-        if name.startswith("train"):
-            note = (f"{r['steps']} steps of {r['batch']}, steady {r['steps_per_s']:.2f} steps/s; validation "
-                    f"{r['validate_s']:.1f} s")
-        if name == "prepare" and r.get("demucs", {}).get("x_realtime"):
-            d = r["demucs"]
-            note += f"; demucs (untrained HTDemucs, {d['windows']} x {d['window_s']:.0f} s on {d['device']}): " \
-                    f"{d['x_realtime']:.1f}x realtime"
-        if name == "embed":
-            note = f"batched {r['n'] / r['wall_s']:.2f} songs/s vs one at a time {r['baseline_songs_per_s']:.2f} " \
-                   f"({r['n'] / r['wall_s'] / r['baseline_songs_per_s']:.2f}x)"
-        print(f"| {name} | {_fmt_s(r['wall_s'])} | {_fmt_s(r['cpu_s'])} | {r['n'] / max(r['wall_s'], 1e-9):.2f} "
-              f"{r['unit']}/s | "
-              f"{r['peak_rss_mb']:.0f} MB | {busy_s} | {note} |")
-    print(f"\nestimate for {SEED_SONGS:,} songs on this machine ({dev}, {os.cpu_count()} CPUs), default vocal.yaml:")
-    for k, v in est.items():
-        print(f"  {k:22s} {_fmt_s(v)}")
-    built_in = sum(v for k, v in est.items() if k != "prepare (demucs)")
-    print(f"  {'total (harmonic)':22s} {_fmt_s(built_in)}")
-    if "prepare (demucs)" in est:
-        with_demucs = built_in - est.get("prepare (harmonic)", 0) + est["prepare (demucs)"]
-        print(f"  {'total (demucs)':22s} {_fmt_s(with_demucs)}")
-    if est_idle:
-        n = a.laptop_cores
-        print(f"\nthe same from CPU seconds, as on an idle {n}-core laptop (CPU seconds / {n}):")
-        for k, v in est_idle.items():
-            print(f"  {k:22s} {_fmt_s(v)}")
-        tot = sum(v for k, v in est_idle.items() if k != "prepare (demucs)")
-        print(f"  {'total (harmonic)':22s} {_fmt_s(tot)}")
-    for t in ("train-contrastive", "train-tcae"):
-        if rows.get(t, {}).get("seed_plan"):
-            print(f"  {rows[t]['seed_plan']}")
+    est, est_idle = report(rows, a, dev.type, os.cpu_count() or 1)
     if a.json:
         a.json.write_text(json.dumps({"rows": rows, "estimate_s": est, "estimate_idle_laptop_s": est_idle,
                                       "device": str(dev),
