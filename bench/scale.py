@@ -54,6 +54,12 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _env() -> dict[str, str]:
+    """This checkout first on the path of every child process, then whatever was there (e.g. demucs)."""
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + rest if rest else "")}
+
+
 def _device(name: str):  # noqa: ANN202
     from vocalcli.device import resolve_device
 
@@ -89,11 +95,11 @@ def step_prepare(a: argparse.Namespace) -> dict:
                      n_short=0, sr=44100, formats=("flac",))
     proj = project_mod.init(a.dir / "prep")
     cfg = config_mod.override(proj.load_config(), {"prepare.separate": "harmonic"})
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), _cpu_s()  # after the synthesis: only prepare is counted
     res = prepare_files(proj, songs_dir, cfg, force=True)
     wall = time.perf_counter() - t
     n = res.counts.get("ok", 0)
-    out = {"wall_s": wall, "n": n, "unit": "songs", "workers": os.cpu_count(),
+    out = {"wall_s": wall, "n": n, "unit": "songs", "workers": os.cpu_count(), "cpu_s_prepare": _cpu_s() - c0,
            "note": f"harmonic, {os.cpu_count()} processes incl. start-up"}
     out["demucs"] = _demucs_speed(a)
     return out
@@ -227,7 +233,7 @@ def step_recommend(a: argparse.Namespace) -> dict:
     sid = project_mod.read_csv(proj.catalog)[0]["song_id"]
     cmd = [sys.executable, "-m", "vocalcli", "-q", "recommend", "--song-id", sid, "-p", str(proj.root), "--json"]
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - t
     if r.returncode:
         raise RuntimeError(r.stderr[-1500:])
@@ -339,11 +345,11 @@ def run_step(name: str, a: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--step", name, "--dir", str(a.dir), "--device", a.device,
            "--singers", str(a.singers), "--songs", str(a.songs), "--train-steps", str(a.train_steps),
            "--prepare-songs", str(a.prepare_songs), "--baseline-songs", str(a.baseline_songs),
-           "--demucs-songs", str(a.demucs_songs)] + (["--small"] if a.small else []) + \
+           "--demucs-songs", str(a.demucs_songs), "--threads", str(a.threads)] + (["--small"] if a.small else []) + \
         [x for kv in a.set or [] for x in ("--set", kv)]
     gpu = GpuBusy()
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - t
     busy = gpu.stop()
     if r.returncode:
@@ -470,6 +476,9 @@ def main() -> None:
                     help="vocal.yaml override for the training steps, e.g. tcae.train.compile=true")
     ap.add_argument("--laptop-cores", type=int, default=2, help="on CPU: also estimate from CPU seconds / this")
     ap.add_argument("--report", type=Path, help="print the table and estimates of a saved --json run")
+    ap.add_argument("--threads", type=int, default=-1,
+                    help="torch threads per step; -1 = 1 on CPU (CPU seconds of several threads on a shared box "
+                    "are mostly spin-waiting), torch's default on a GPU")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.report:
@@ -477,13 +486,19 @@ def main() -> None:
         report(saved["rows"], a, saved["device"].split(":")[0], saved["cpus"])
         return
     a.singers = a.singers or (6 if a.small else SEED_SINGERS)
+    if a.threads < 0:
+        a.threads = 1 if a.device == "cpu" else 0
     a.prepare_songs = a.prepare_songs or (4 if a.small else 32)
     a.baseline_songs = a.baseline_songs or (8 if a.small else 128)
     if a.step:
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(a.threads)
         c0 = _cpu_s()
         row = STEPS[a.step](a)
         row["peak_rss_mb"] = _rss_mb()
-        row["cpu_s"] = _cpu_s() - c0
+        row["cpu_s"] = row.pop("cpu_s_prepare", None) or _cpu_s() - c0
         print(json.dumps(row, default=str))
         return
     tmp = a.dir is None
