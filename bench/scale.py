@@ -470,7 +470,10 @@ def main() -> None:
     ap.add_argument("--prepare-songs", type=int)
     ap.add_argument("--baseline-songs", type=int)
     ap.add_argument("--demucs-songs", type=int, default=8, help="2-minute windows per demucs batch (GPU)")
-    ap.add_argument("--steps", default=",".join(STEPS))
+    ap.add_argument("--steps", default=",".join(k for k in STEPS if k != "fake-embed"),
+                    help="comma-separated; fake-embed (synthetic embeddings instead of train + embed) times "
+                    "index/recommend/evaluate/plot at 4,500 songs on a CPU: --steps build,fake-embed,index,"
+                    "recommend,evaluate,plot")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--set", action="append", metavar="KEY=JSON",
                     help="vocal.yaml override for the training steps, e.g. tcae.train.compile=true")
