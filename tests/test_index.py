@@ -17,6 +17,7 @@ from conftest import TINY_YAML
 from vocalcli import catalog, cepstral, index
 from vocalcli import project as project_mod
 from vocalcli.config import IndexWeights
+from vocalcli.embed import melody_settings
 from vocalcli.errors import MissingArtifact, StaleArtifact
 from vocalcli.vectors import l2_rows
 
@@ -86,7 +87,8 @@ def write_embeddings(proj: project_mod.Project, ids: list[str], timbre: np.ndarr
     project_mod.save_npy(d / "melody.npy", l2_rows(melody))
     project_mod.write_csv(d / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], ["row", "song_id"])
     project_mod.write_json(d / "meta.json", {"checkpoints": index.checkpoint_digests(proj), "n": len(ids),
-                                             "timbre": cepstral.settings(proj.load_config().timbre)})
+                                             "timbre": cepstral.settings(proj.load_config().timbre),
+                                             "melody": melody_settings(proj.load_config().melody)})
 
 
 @pytest.fixture

@@ -202,3 +202,63 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 def test_config_differences_name_the_key():
     d = checkpoint.config_differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": (1, 2)}})
     assert d == ["a.b: 1 -> 2"]
+
+
+def _pulses(period: float, steps: int, channels: int = 4) -> torch.Tensor:
+    """[1, channels, steps]: a sharp rise every ``period`` steps (rounded to the grid, so the beat is
+    only seen to a step) on a slowly decaying level, plus a little noise."""
+    x = torch.zeros(channels, steps)
+    for k in range(int(steps / period)):
+        i = round(k * period)
+        x[:, i:] += torch.exp(-torch.arange(steps - i) / 3.0)
+    return (x + 0.01 * torch.randn(channels, steps))[None]
+
+
+def test_beat_period_refined_on_multiples_of_the_beat_is_finer_than_a_step():
+    """A beat of 9.37 steps: the first peak alone is good to a fraction of a step; the peaks near 2-16
+    beats make the error k times smaller (the melody vector reads lags up to 64 beats)."""
+    from vocalcli.models.tcae import beat_period
+
+    torch.manual_seed(0)
+    z = _pulses(9.37, 1800)
+    coarse = float(beat_period(z, RATE, prior_bpm=100.0, prior_octaves=1.0, refine=())[0])
+    fine = float(beat_period(z, RATE, prior_bpm=100.0, prior_octaves=1.0)[0])
+    assert abs(fine - 9.37) < 0.01 < abs(coarse - 9.37), (coarse, fine)
+    # a song too short for any multiple keeps the first estimate
+    short = _pulses(9.37, 30)
+    assert float(beat_period(short, RATE, refine=(8,))[0]) == pytest.approx(
+        float(beat_period(short, RATE, refine=())[0]))
+
+
+def test_tempo_prior_picks_between_a_beat_and_its_double():
+    """Every beat a note, every other beat a stronger one: both 8 and 16 steps are periods; the prior's
+    centre decides (15.625 steps/s: 8 steps = 117 bpm, 16 steps = 59 bpm)."""
+    from vocalcli.models.tcae import beat_period
+
+    torch.manual_seed(0)
+    z = _pulses(8.0, 1600) + 0.6 * _pulses(16.0, 1600)
+    assert float(beat_period(z, RATE, prior_bpm=120.0, prior_octaves=0.5)[0]) == pytest.approx(8, rel=0.01)
+    assert float(beat_period(z, RATE, prior_bpm=55.0, prior_octaves=0.5)[0]) == pytest.approx(16, rel=0.01)
+
+
+def test_note_changes_follow_the_voice_not_a_broadband_pulse():
+    """Low bands change shape on every note (every 12 steps); a louder drum-like level jump hits every
+    band every 10 steps. The full input's beat follows the drum, the note-change view the voice."""
+    from vocalcli.audio import mel_centres
+    from vocalcli.config import AudioConfig
+    from vocalcli.models.tcae import beat_period, note_changes
+
+    torch.manual_seed(0)
+    centres = mel_centres(AudioConfig())  # 48 bands, 0-8 kHz
+    low = int((centres <= 1000).sum())
+    steps = 1500
+    notes = torch.randint(0, low, (steps // 12 + 1,)).repeat_interleave(12)[:steps]
+    x = torch.zeros(48, steps)
+    x[notes, torch.arange(steps)] = 2.0  # one strong band per note: the spectral shape moves
+    x += 3.0 * _pulses(10.0, steps, channels=1)[0]  # the same level jump in every band
+    x = x[None] + 0.01 * torch.randn(1, 48, steps)
+    kw = dict(prior_bpm=90.0, prior_octaves=1.0)
+    assert float(beat_period(x, RATE, **kw)[0]) == pytest.approx(10, rel=0.02)
+    assert float(beat_period(note_changes(x, centres, 1000.0), RATE, **kw)[0]) == pytest.approx(12, rel=0.02)
+    assert note_changes(x, centres, 1000.0).shape == (1, low, steps)
+    assert note_changes(x, centres, 1.0).shape == x.shape  # fewer than 2 bands: all of them

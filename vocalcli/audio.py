@@ -219,6 +219,11 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return np.where(m >= SLANEY_MIN_LOG_MEL, log, SLANEY_HZ_PER_MEL * m)
 
 
+def mel_centres(cfg: AudioConfig) -> np.ndarray:
+    """Centre frequency in Hz of each mel band [n_mels] (the peaks of ``mel_basis``'s triangles)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2))[1:-1]
+
+
 def mel_basis(cfg: AudioConfig) -> np.ndarray:
     """librosa's Slaney mel filterbank [n_mels, 1 + n_fft // 2] (float32, area-normalised triangles),
     cached per settings.

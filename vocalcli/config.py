@@ -190,6 +190,19 @@ class TimbreConfig:
 
 
 @dataclass
+class MelodyConfig:
+    """the song's melody vector: the TCAE latent's self-similarity profile, its lags counted in beats
+    (vocalcli/models/tcae.py); the beat is found at embed time, so these need no retraining"""
+
+    tempo_prior_bpm: float = opt(90.0, "centre of the tempo prior that picks the beat among its multiples "
+                                       "(x2, x0.5); the corpus songs are sung at 70-120 bpm")
+    tempo_prior_octaves: float = opt(0.5, "width of the tempo prior in octaves (smaller = the prior decides "
+                                          "more often between a tempo and its double)")
+    onset_max_hz: float = opt(1000.0, "the beat is read from changes of spectral shape in the mel bands below "
+                                      "this (sung note changes); above it, drum residue dominates")
+
+
+@dataclass
 class IndexWeights:
     timbre: float = opt(1.0, "weight of the L2-normalised timbre embedding")
     melody: float = opt(0.5, "weight of the L2-normalised melody embedding")
@@ -223,6 +236,7 @@ class Config:
     tcae: TCAEConfig = field(default_factory=TCAEConfig)
     gender: GenderConfig = field(default_factory=GenderConfig)
     timbre: TimbreConfig = field(default_factory=TimbreConfig)
+    melody: MelodyConfig = field(default_factory=MelodyConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
@@ -347,6 +361,10 @@ def validate(cfg: Config) -> Config:
     need(tb.encoder_weight >= 0 and tb.cepstral_weight >= 0 and tb.encoder_weight + tb.cepstral_weight > 0,
          "timbre.encoder_weight/cepstral_weight", "must be >= 0 and not both 0")
     need(2 <= tb.cepstra <= cfg.audio.n_mels, "timbre.cepstra", f"must be in [2, audio.n_mels = {cfg.audio.n_mels}]")
+    md = cfg.melody
+    need(md.tempo_prior_bpm > 0 and md.tempo_prior_octaves > 0, "melody.tempo_prior_bpm/tempo_prior_octaves",
+         "must be positive")
+    need(md.onset_max_hz > cfg.audio.fmin, "melody.onset_max_hz", f"must be above audio.fmin = {cfg.audio.fmin}")
     w = cfg.index.weights
     need(w.timbre >= 0 and w.melody >= 0 and w.timbre + w.melody > 0, "index.weights",
          "must be >= 0 and not both 0")

@@ -25,10 +25,11 @@ import torch
 
 from vocalcli import cepstral, checkpoint, data
 from vocalcli import project as project_mod
-from vocalcli.config import TimbreConfig
+from vocalcli.config import MelodyConfig, TimbreConfig
 from vocalcli.errors import MissingArtifact, StaleArtifact
+from vocalcli.models import tcae as tcae_mod
 from vocalcli.models.encoder import TimbreEncoder
-from vocalcli.models.tcae import TCAE, beat_period, centre_bands, melody_embedding, pool_frames
+from vocalcli.models.tcae import TCAE, beat_period, centre_bands, melody_embedding, note_changes, pool_frames
 from vocalcli.tasks import TASKS
 
 PARTS = (*(t.embedding for t in TASKS.values()), "encoder", "cepstral")
@@ -90,16 +91,22 @@ def timbre_batch(model: TimbreEncoder, mels: list[np.ndarray], crop: int, device
 
 
 @torch.no_grad()
-def melody_of(model: TCAE, mel: np.ndarray, device: torch.device, frame_rate: float) -> np.ndarray:
+def melody_of(model: TCAE, mel: np.ndarray, device: torch.device, frame_rate: float,
+              melody: MelodyConfig | None = None, centres_hz: np.ndarray | None = None) -> np.ndarray:
     """One song's melody vector [Dm] float32 from the TCAE latent of the whole song (``frame_rate`` =
-    mel frames per second, to count the latent's lags in beats)."""
-    return melody_batch(model, [mel], device, frame_rate)[0]
+    mel frames per second, to count the latent's lags in beats). ``melody``: how the beat is found
+    (vocal.yaml's ``melody`` section); ``centres_hz``: the mel bands' centre frequencies [n_mels], for
+    its ``onset_max_hz`` (None = every band)."""
+    return melody_batch(model, [mel], device, frame_rate, melody, centres_hz)[0]
 
 
 @torch.no_grad()
-def melody_batch(model: TCAE, mels: list[np.ndarray], device: torch.device, frame_rate: float) -> np.ndarray:
+def melody_batch(model: TCAE, mels: list[np.ndarray], device: torch.device, frame_rate: float,
+                 melody: MelodyConfig | None = None, centres_hz: np.ndarray | None = None) -> np.ndarray:
     """Melody vectors [len(mels), Dm] float32; songs of equal length share one forward pass (the model is
-    causal and per-sample, so a song's vector does not depend on its batch-mates)."""
+    causal and per-sample, so a song's vector does not depend on its batch-mates). ``melody``,
+    ``centres_hz``: as in `melody_of`."""
+    md = melody or MelodyConfig()
     d = model.cfg.downsample
     steps_per_s = frame_rate / d
     out: list[np.ndarray | None] = [None] * len(mels)
@@ -109,12 +116,21 @@ def melody_batch(model: TCAE, mels: list[np.ndarray], device: torch.device, fram
     for idx in by_len.values():
         x = centre_bands(torch.from_numpy(np.stack([np.asarray(mels[i], dtype=np.float32) for i in idx]))
                       .to(device, non_blocking=True))
-        # the beat period from the pooled input the encoder sees (its onsets), the profile from the latent
-        period = beat_period(pool_frames(x, d), steps_per_s)
+        # the beat from note changes of the input (see note_changes), pooled like the encoder's input;
+        # the profile from the latent
+        onsets = x if centres_hz is None else note_changes(x, centres_hz, md.onset_max_hz)
+        period = beat_period(pool_frames(onsets, d), steps_per_s, prior_bpm=md.tempo_prior_bpm,
+                             prior_octaves=md.tempo_prior_octaves)
         vecs = melody_embedding(model.encode(x), steps_per_s, period).float().cpu().numpy().astype(np.float32)
         for j, i in enumerate(idx):
             out[i] = vecs[j]
     return np.stack(out)  # type: ignore[arg-type]
+
+
+def melody_settings(md: MelodyConfig) -> dict[str, Any]:
+    """What embeddings/meta.json records, so melody vectors made with other settings are refused."""
+    return {"tempo_prior_bpm": float(md.tempo_prior_bpm), "tempo_prior_octaves": float(md.tempo_prior_octaves),
+            "onset_max_hz": float(md.onset_max_hz), "beat_refine": list(tcae_mod.REFINE_BEATS)}
 
 
 class Embedder:
@@ -122,17 +138,22 @@ class Embedder:
 
     def __init__(self, encoder: TimbreEncoder, tcae: TCAE, crop: int, hop: int, device: torch.device,
                  checkpoint_hashes: dict[str, str], frame_rate: float = 62.5,
-                 timbre: TimbreConfig | None = None) -> None:
+                 timbre: TimbreConfig | None = None, melody: MelodyConfig | None = None,
+                 mel_centres_hz: np.ndarray | None = None) -> None:
         self.encoder, self.tcae = encoder.eval(), tcae.eval()
         self.timbre = timbre or TimbreConfig()  # how the encoder's vector and the signature are joined
+        self.melody = melody or MelodyConfig()  # how the melody vector's beat is found
         self.frame_rate = frame_rate  # mel frames per second of the TCAE's training run
+        self.mel_centres_hz = mel_centres_hz  # [n_mels] of the TCAE's training run; None = every band
         self.crop, self.hop, self.device = crop, hop, device
         self.checkpoint_hashes = checkpoint_hashes
 
     @classmethod
     def from_project(cls, project: project_mod.Project, device: str | torch.device = "auto",
-                     timbre: TimbreConfig | None = None) -> Embedder:
-        """``timbre``: the join settings (default: the project's vocal.yaml)."""
+                     timbre: TimbreConfig | None = None, melody: MelodyConfig | None = None) -> Embedder:
+        """``timbre``, ``melody``: the join and beat settings (default: the project's vocal.yaml)."""
+        from vocalcli.audio import mel_centres
+        from vocalcli.config import AudioConfig
         from vocalcli.device import resolve_device
 
         dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -152,8 +173,12 @@ class Embedder:
         hop = max(1, round(run["contrastive"]["extract_hop_s"] * frame_rate))
         hashes = {t: project_mod.file_digest(p) for t, p in paths.items()}
         ta = ck_t["config"]["audio"]
-        tb = timbre or project.load_config().timbre
-        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], tb)
+        centres = mel_centres(AudioConfig(n_mels=ta["n_mels"], fmin=ta["fmin"], fmax=ta["fmax"]))
+        if timbre is None or melody is None:
+            cfg = project.load_config()
+            timbre, melody = timbre or cfg.timbre, melody or cfg.melody
+        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], timbre,
+                   melody, centres)
 
     def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n_mels, frames] log-mel (float16/32) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
@@ -182,7 +207,8 @@ class Embedder:
         enc = timbre_batch(self.encoder, mels, self.crop, self.device, hop=self.hop)
         sig = np.stack(sigs)
         return {"timbre": cepstral.fuse(enc, sig, self.timbre), "encoder": enc, "cepstral": sig,
-                "melody": melody_batch(self.tcae, mels, self.device, self.frame_rate)}
+                "melody": melody_batch(self.tcae, mels, self.device, self.frame_rate, self.melody,
+                                       self.mel_centres_hz)}
 
 
 def songs_per_batch(device: torch.device) -> int:
@@ -204,16 +230,17 @@ def _read_mels(songs: list[data.Song]) -> list[tuple[data.Song, np.ndarray | Exc
 def embed_project(project: project_mod.Project, cfg: Any = None, device: str | torch.device = "auto",
                   progress: Callable[..., None] | None = None, batch: int | None = None) -> dict[str, Any]:
     """Embed every `ok` catalog song; write embeddings/{timbre,melody,encoder,cepstral}.npy, ids.csv and
-    meta.json (last). Model settings come from the checkpoints, the timbre join from ``cfg.timbre``
-    (default: vocal.yaml). ``batch`` songs go through the models together (default: `songs_per_batch`);
-    the next batch's mels are read from disk meanwhile.
+    meta.json (last). Model settings come from the checkpoints, the timbre join and the melody beat from
+    ``cfg.timbre`` / ``cfg.melody`` (default: vocal.yaml). ``batch`` songs go through the models together
+    (default: `songs_per_batch`); the next batch's mels are read from disk meanwhile.
 
     A song whose mel cannot be read is skipped and listed in the summary's ``failed``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    tb = (cfg or project.load_config()).timbre
-    emb = Embedder.from_project(project, device, timbre=tb)
+    cfg = cfg or project.load_config()
+    tb = cfg.timbre
+    emb = Embedder.from_project(project, device, timbre=tb, melody=cfg.melody)
     songs = data.catalog_songs(project)
     if progress:
         progress(advance=0, total=max(len(songs), 1))
@@ -264,7 +291,8 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
     for k, a in arrays.items():
         project_mod.save_npy(out / f"{k}.npy", a)
     project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], IDS_FIELDS)
-    meta = {"checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(tb), "n": len(ids),
+    meta = {"checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(tb),
+            "melody": melody_settings(cfg.melody), "n": len(ids),
             "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
             "failed": failed,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -304,10 +332,15 @@ def load_embeddings(project: project_mod.Project) -> Embeddings:
         what = ", ".join(f"{t} {made_by.get(t, '?')} -> {current[t]}" for t in TASKS
                          if made_by.get(t) != current[t])
         raise StaleArtifact(f"embeddings in {d} were made by other checkpoints ({what}); run 'vocal embed'")
-    want = cepstral.settings(project.load_config().timbre)
+    cfg = project.load_config()
+    want = cepstral.settings(cfg.timbre)
     if meta.get("timbre") != want:
         raise StaleArtifact(f"embeddings in {d} were made with timbre settings {meta.get('timbre')}, vocal.yaml "
                             f"now says {want}; run 'vocal embed'")
+    want_m = melody_settings(cfg.melody)
+    if meta.get("melody") != want_m:
+        raise StaleArtifact(f"embeddings in {d} were made with melody settings {meta.get('melody')}, this vocal "
+                            f"and vocal.yaml say {want_m}; run 'vocal embed'")
     ids = [r["song_id"] for r in project_mod.read_csv(files[3], required=("song_id",), fix="run 'vocal embed'")]
     timbre, melody = (project_mod.load_npy(f, "run 'vocal embed'") for f in files[1:3])
     parts = {k: project_mod.load_npy(d / f"{k}.npy", "run 'vocal embed'") for k in ("encoder", "cepstral")

@@ -23,11 +23,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocalcli.config import AudioConfig, TCAEConfig
+from vocalcli.config import AudioConfig, MelodyConfig, TCAEConfig
 
 
 @dataclass
@@ -165,18 +166,58 @@ def standardise(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return zc / (zc.std(dim=-1, keepdim=True, correction=0) + eps)
 
 
-def beat_period(z: torch.Tensor, steps_per_s: float, prior_bpm: float = 120.0, min_bpm: float = 40.0,
-                max_bpm: float = 240.0) -> torch.Tensor:
+REFINE_BEATS = (2, 4, 8, 16)  # multiples of the beat whose autocorrelation peaks refine the period
+REFINE_WINDOW = 0.1  # half-width of the search around k * period, as a fraction of the period
+
+
+def note_changes(x: torch.Tensor, centres_hz: Any, max_hz: float) -> torch.Tensor:
+    """[B, n_mels, T] band-centred log-mel -> [B, k, T]: the k bands centred below ``max_hz`` (all bands
+    when fewer than 2 are), each frame minus its mean over them: what `beat_period` reads the beat from.
+
+    Why: the beat should be the *voice's*. Below ~1 kHz the vocal estimate is the sung harmonics; a note
+    change moves them, which changes the spectral shape. What MR removal leaves of a drum kit is a
+    broadband, mostly level change, which removing each frame's mean cancels. On the corpus band mixes
+    (the voices sing 20 % off the drums' tempo) the beat of the full mel followed the drums in 31 of 41
+    songs, this view in 4 (docs/quality.md).
+    """
+    centres = torch.as_tensor(np.asarray(centres_hz, dtype=np.float32), device=x.device)
+    keep = centres <= max_hz
+    sub = x[:, keep] if int(keep.sum()) >= 2 else x
+    return sub - sub.mean(dim=1, keepdim=True)
+
+
+def _parabolic_peak(a: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    """Fractional position of the peak of rows ``a`` [B, T] near integer indices ``i`` [B] (1..T-2)."""
+    y0, y1, y2 = (a.gather(1, (i + k)[:, None])[:, 0] for k in (-1, 0, 1))
+    den = y0 - 2 * y1 + y2
+    safe = den.abs() > 1e-12
+    off = torch.where(safe, 0.5 * (y0 - y2) / den.where(safe, torch.ones_like(den)), torch.zeros_like(den))
+    return i.float() + off.clamp(-0.5, 0.5)
+
+
+def beat_period(z: torch.Tensor, steps_per_s: float, prior_bpm: float | None = None,
+                prior_octaves: float | None = None, refine: tuple[int, ...] = REFINE_BEATS,
+                window: float = REFINE_WINDOW, min_bpm: float = 40.0, max_bpm: float = 240.0) -> torch.Tensor:
     """Latent [B, C, T'] -> beat period [B] in latent steps (fractional).
 
     Novelty = mean positive change of the (channel-centred, song-scaled) latent between steps; the beat
-    period is the autocorrelation peak of the novelty weighted by a log-normal tempo prior (centre
-    ``prior_bpm``, one octave wide, as in librosa's tempo estimator), refined by a parabola through the
-    peak. Octave errors (x2, x0.5) are possible; they are consistent across songs of one voice.
+    is the autocorrelation peak of the novelty weighted by a log-normal tempo prior (centre
+    ``prior_bpm``, ``prior_octaves`` wide, as in librosa's tempo estimator; None = vocal.yaml's
+    ``melody`` defaults), refined by a parabola.
+    That peak is only good to a step or so (64 ms at the default rates: ~2 % of a beat), and the
+    melody vector reads lags up to 64 beats, where 2 % is more than a beat. So the period is then
+    refined on the peaks near 2, 4, 8, 16 beats (``refine``): each is searched within +-``window``
+    periods of k times the current estimate, and its parabolic position / k is the new period, so the
+    error shrinks about k-fold (corpus stems: median tempo error 2 % -> 0.05 %, melody MAP 0.47 -> 0.73;
+    docs/quality.md). Lags past the song's end stop the refinement. Octave errors (x2, x0.5) remain
+    possible; the prior decides between them.
     """
     b, _, t = z.shape
     if t < 4:
         return torch.full((b,), 1.0, device=z.device)
+    defaults = MelodyConfig()
+    prior_bpm = defaults.tempo_prior_bpm if prior_bpm is None else prior_bpm
+    prior_octaves = defaults.tempo_prior_octaves if prior_octaves is None else prior_octaves
     zc = z - z.mean(dim=-1, keepdim=True)
     zc = zc / (zc.std(dim=(1, 2), keepdim=True) + 1e-6)
     nov = F.relu(zc.diff(dim=-1)).mean(dim=1)
@@ -188,14 +229,20 @@ def beat_period(z: torch.Tensor, steps_per_s: float, prior_bpm: float = 120.0, m
     ok = (bpm >= min_bpm) & (bpm <= max_bpm)
     if not ok.any():
         return torch.full((b,), float(t - 1), device=z.device)
-    w = torch.exp(-0.5 * torch.log2(bpm / prior_bpm) ** 2)
+    w = torch.exp(-0.5 * (torch.log2(bpm / prior_bpm) / prior_octaves) ** 2)
     score = torch.where(ok, nac[:, 1:] * w, torch.full_like(nac[:, 1:], -torch.inf))
-    i = (score.argmax(dim=-1) + 1).clamp(1, t - 2)
-    y0, y1, y2 = (nac.gather(1, (i + k)[:, None])[:, 0] for k in (-1, 0, 1))
-    den = y0 - 2 * y1 + y2
-    off = torch.where(den.abs() > 1e-12, 0.5 * (y0 - y2) / den.where(den.abs() > 1e-12, torch.ones_like(den)),
-                      torch.zeros_like(den)).clamp(-0.5, 0.5)
-    return i.float() + off
+    period = _parabolic_peak(nac, (score.argmax(dim=-1) + 1).clamp(1, t - 2))
+    all_lags = torch.arange(t, device=z.device, dtype=torch.float32)
+    for k in refine:
+        centre, half = k * period, (window * period).clamp(min=1.0)
+        fits = centre + half < t - 1  # songs too short for this multiple keep their estimate
+        if not fits.any():
+            break
+        near = (all_lags[None] - centre[:, None]).abs() <= half[:, None]
+        near[:, 0] = False
+        i = torch.where(near, nac, torch.full_like(nac, -torch.inf)).argmax(dim=-1).clamp(1, t - 2)
+        period = torch.where(fits, _parabolic_peak(nac, i) / k, period)
+    return period
 
 
 BEATS = (0.5, 64.0, 0.25)  # lag grid of the melody vector in beats: start, stop, step (255 lags)
