@@ -61,6 +61,16 @@ def test_loso_gender_predicts_each_singer_from_the_others():
     assert rep["balanced_accuracy"] == 1.0 and rep["confusion"]["matrix"] == [[3, 0], [0, 3]]
 
 
+def test_loso_gender_pooled_by_singer_outvotes_a_stray_song():
+    """Singer c sings one song high (register 0.5): alone it is called female, pooled with c's other
+    songs it is not."""
+    x = np.array([[1.0], [1.1], [0.9], [-1.0], [0.5], [-1.5], [-0.8], [1.2]])
+    labels, singers = list("fffmmmmf"), ["a", "a", "b", "c", "c", "c", "d", "e"]
+    per_song = ev.loso_gender(x, labels, singers)
+    pooled = ev.loso_gender(x, labels, singers, pool_singers=True)
+    assert per_song["recall"]["m"] == 0.75 and pooled["balanced_accuracy"] == 1.0
+
+
 def test_chroma_2dftm_is_key_and_time_shift_invariant():
     rng = np.random.default_rng(0)
     c = rng.random((12, ev.CHROMA_PATCH))
@@ -87,6 +97,7 @@ def test_report_has_every_key_and_is_written(tmp_path):
     assert 0 <= rep["singer_id.loo_top1_mfcc"] <= 1
     assert 0 <= rep["singer_id.top1_mfcc"] <= 1 and 0 <= rep["singer_id.eer"] <= 1
     assert rep["gender.balanced_accuracy"] == 1.0 and rep["gender.balanced_accuracy_mfcc"] is not None
+    assert rep["gender.pool_singers"] is True and rep["gender.balanced_accuracy_per_song"] == 1.0
     assert rep["index.recall_at_10"] >= 0.99
     assert any("melody-labels" in n for n in rep["notes"])
     on_disk = json.loads(open(rep["report"]).read())

@@ -119,3 +119,30 @@ def test_too_few_labelled_singers(tmp_path):
     with pytest.raises(VocalError, match="m: 1"):
         gender.train(proj, proj.load_config())
     assert sum(1 for g in SINGERS.values() if catalog.normalise_gender(g)) == 5
+
+
+def test_pool_by_singer_gives_each_song_its_singers_mean_decision():
+    d = np.array([2.0, -0.5, 1.0, -3.0, -1.0])
+    np.testing.assert_allclose(gender.pool_by_singer(d, ["a", "a", "a", "b", "b"]), [5 / 6] * 3 + [-2.0] * 2)
+    # one low song of a male singer is outvoted by his other songs
+    model = gender.GenderModel("pitch", ("f", "m"), np.zeros(1), np.ones(1), np.ones(1), 0.0)
+    x = np.array([[2.0], [1.5], [-0.5], [-2.0], [-1.0]])
+    assert model.predict(x)[0] == list("mmfff")
+    labels, prob = model.predict(x, ["ed", "ed", "ed", "jo", "jo"])
+    assert labels == list("mmmff") and prob[0] == prob[2]
+
+
+def test_catalog_predictions_pool_over_every_song_of_a_singer(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    gender.train(proj, cfg, features="mel")
+    pooled = gender.predict_catalog(proj)
+    assert len({(p["gender"], round(p["probability"], 9)) for p in pooled}) == 1  # 'unk' is one singer
+    assert all(p["singer_songs"] == 6 for p in pooled)
+    # asking for one song still pools over all six; without pooling it is classified alone
+    one = gender.predict_catalog(proj, ["unk-song0"])
+    assert [p["song_id"] for p in one] == ["unk-song0"] and one[0]["probability"] == pooled[0]["probability"]
+    alone = gender.predict_catalog(proj, pool_singers=False)
+    assert all(p["singer_songs"] == 1 for p in alone)
+    per_song = {p["song_id"]: p["probability"] for p in alone}
+    assert len(set(per_song.values())) > 1

@@ -177,6 +177,8 @@ class GenderConfig:
                         choices=GENDER_FEATURES)
     val_singers: float = opt(0.25, "fraction of labelled singers held out for evaluation")
     c: float = opt(1.0, "inverse L2 regularisation of the logistic regression")
+    pool_singers: bool = opt(True, "one gender per singer: the songs of an unlabelled catalog singer share the "
+                                   "mean decision of all of them (a single file is classified alone)")
 
 
 @dataclass

@@ -180,8 +180,10 @@ def verification_eer(x: np.ndarray, labels: Sequence) -> float:
 
 
 def loso_gender(x: np.ndarray, labels: Sequence[str], singers: Sequence[str], c: float = 1.0,
-                seed: int = 0, kind: str = "eval") -> dict:
-    """Leave-one-singer-out gender predictions, pooled -> gender.binary_report (balanced accuracy ...)."""
+                seed: int = 0, kind: str = "eval", pool_singers: bool = False) -> dict:
+    """Leave-one-singer-out gender predictions of every song -> gender.binary_report (balanced accuracy
+    ...). ``pool_singers``: the held-out singer's songs share their mean decision (gender.pool_by_singer),
+    as `classify-gender predict` does for an unlabelled catalog singer."""
     from vocalcli import gender
 
     labels = np.asarray(labels)
@@ -190,7 +192,7 @@ def loso_gender(x: np.ndarray, labels: Sequence[str], singers: Sequence[str], c:
     for s in np.unique(singers):
         held = singers == s
         model = gender.fit(x[~held], labels[~held], c, kind, seed)
-        pred[held] = model.predict(x[held])[0]
+        pred[held] = model.predict(x[held], singers[held].tolist() if pool_singers else None)[0]
     return gender.binary_report(labels.tolist(), pred.tolist())
 
 
@@ -374,21 +376,26 @@ def gender_report(songs: _Songs, cfg: Config) -> Report:
     r["gender.n_singers"] = len(set(data.singers))
     if not all(n >= 2 for n in per_class.values()):
         return r, [f"gender: needs >= 2 labelled singers per gender, have {per_class}"]
-    c, seed = cfg.gender.c, cfg.seed
+    c, seed, pool = cfg.gender.c, cfg.seed, cfg.gender.pool_singers
     x_t = songs.timbre[songs.rows(data.ids)]
     kind = cfg.gender.features
     x_g = x_t if kind == "timbre" else gender_mod.song_features(songs.project, kind, data.ids, songs.emb)
-    rep = loso_gender(x_g, data.labels, data.singers, c, seed, kind)
+    rep = loso_gender(x_g, data.labels, data.singers, c, seed, kind, pool)
     r["gender.features"] = kind
+    r["gender.pool_singers"] = pool
     r["gender.balanced_accuracy"] = rep["balanced_accuracy"]
+    # every baseline and part is pooled the same way, so the comparison stays like for like
     r["gender.balanced_accuracy_mfcc"] = loso_gender(songs.mfcc(data.ids), data.labels, data.singers, c,
-                                                     seed)["balanced_accuracy"]
+                                                     seed, pool_singers=pool)["balanced_accuracy"]
+    if pool:  # what the classifier does with one song alone
+        r["gender.balanced_accuracy_per_song"] = loso_gender(x_g, data.labels, data.singers, c, seed,
+                                                             kind)["balanced_accuracy"]
     if kind != "timbre":
-        r["gender.balanced_accuracy_timbre"] = loso_gender(x_t, data.labels, data.singers, c,
-                                                           seed)["balanced_accuracy"]
+        r["gender.balanced_accuracy_timbre"] = loso_gender(x_t, data.labels, data.singers, c, seed,
+                                                           pool_singers=pool)["balanced_accuracy"]
     if kind == "pitch_cepstral":  # what each half does alone
-        r["gender.balanced_accuracy_pitch"] = loso_gender(x_g[:, :1], data.labels, data.singers, c,
-                                                          seed)["balanced_accuracy"]
+        r["gender.balanced_accuracy_pitch"] = loso_gender(x_g[:, :1], data.labels, data.singers, c, seed,
+                                                          pool_singers=pool)["balanced_accuracy"]
     for g in gender_mod.CLASSES:
         r[f"gender.recall_{g}"] = rep["recall"][g]
     r["gender.confusion"] = rep["confusion"]["matrix"]

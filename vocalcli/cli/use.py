@@ -141,6 +141,8 @@ def gender_predict(
             t.add_column(col)
         for r in rows:
             note = r.get("error") or "; ".join(r.get("warnings", []))
+            if r.get("singer_songs", 1) > 1:
+                note = f"one gender for {r['singer']}'s {r['singer_songs']} songs"
             t.add_row(r.get("path") or r.get("song_id"), r.get("gender", "-"),
                       _fmt(r.get("probability")), note)
         out.print(t)
