@@ -187,8 +187,12 @@ def _train(a: argparse.Namespace, task: str) -> dict:
     tc = getattr(defaults, task).train
     seed_plan = training.plan_for(tc, round(SEED_SONGS * sp.train), dev.type)
     seed_steps_s = seed_plan.total / steady
-    ratio = (sp.train + sp.val) * SEED_SONGS / (fit.plan.n_train + n_val) if task == "contrastive" \
-        else sp.val * SEED_SONGS / max(n_val, 1)
+    if task == "contrastive":  # at most eval_songs references and queries (TrainConfig docs)
+        cap = defaults.contrastive.eval_songs or 10**9
+        ratio = (min(round(sp.train * SEED_SONGS), cap) + min(round(sp.val * SEED_SONGS), cap)) / \
+            (min(fit.plan.n_train, cap) + min(n_val, cap))
+    else:
+        ratio = sp.val * SEED_SONGS / max(n_val, 1)
     seed_val_s = epoch["validate_s"] * ratio * seed_plan.epochs
     seed_cpu_s = seed_plan.total * cpu_step + cpu_val * ratio * seed_plan.epochs
     return {"wall_s": wall, "n": fit.step * fit.plan.batch, "unit": "crops", "steps": fit.step,
