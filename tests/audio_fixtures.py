@@ -63,3 +63,13 @@ def write(path: Path, y: np.ndarray, sr: int) -> Path:
     else:
         sf.write(path, y, sr)
     return path
+
+
+def songs_dir(root: Path, singers: int = 1, songs: int = 2, sr: int = 16000) -> Path:
+    """A tiny library laid out as SONGS_DIR/SINGER/SONG.flac: 5-second voices, one pitch per singer."""
+    for s in range(singers):
+        for j in range(songs):
+            p = root / f"singer{s}" / f"song{j}.flac"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(p, voice(5, sr, f0=150 + 40 * s, seed=j), sr)
+    return root

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio_fixtures import voice
+from audio_fixtures import songs_dir, voice
 from typer.testing import CliRunner
 
 from vocalcli import project as project_mod
@@ -44,14 +44,6 @@ class Case:
     expect: Expect
     env: dict[str, str] = field(default_factory=dict)
 
-
-def songs_dir(root: Path, singers: int = 1, songs: int = 2) -> Path:
-    for s in range(singers):
-        for j in range(songs):
-            p = root / f"singer{s}" / f"song{j}.flac"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(p, voice(5, SR, f0=150 + 40 * s, seed=j), SR)
-    return root
 
 
 def prepare_case(tmp: Path, project: Path, *extra: str, **expect) -> Case:

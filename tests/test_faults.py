@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from audio_fixtures import voice
+from audio_fixtures import songs_dir
 from model_fixtures import make_project, tiny_config
 from typer.testing import CliRunner
 
@@ -93,14 +92,6 @@ def assert_none_left(pids: set[int], timeout: float = 10.0) -> None:
 def partial_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.tmp"))
 
-
-def songs_dir(root: Path, singers: int, songs: int) -> Path:
-    for s in range(singers):
-        for j in range(songs):
-            p = root / f"singer{s}" / f"song{j}.flac"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(p, voice(5, SR, f0=150 + 40 * s, seed=j), SR)
-    return root
 
 
 def catalog(root: Path) -> dict[str, dict[str, str]]:
