@@ -13,6 +13,7 @@ from vocalcli import project as project_mod
 from vocalcli.balance import balance, split_sizes
 from vocalcli.cli import app
 from vocalcli.config import BalanceConfig
+from vocalcli.errors import VocalError
 
 
 def fake_catalog(counts: dict[str, tuple[int, int]]) -> list[dict[str, str]]:
@@ -66,6 +67,16 @@ def test_holdout_singers_are_all_test() -> None:
         assert {r["split"] for r in res.rows if r["singer"] == s} == {"test"}
     for s in set(res.kept_singers) - set(res.holdout):
         assert {r["split"] for r in res.rows if r["singer"] == s} == {"train", "val", "test"}
+
+
+def test_holdout_by_name_and_an_unknown_name() -> None:
+    cat = fake_catalog({s: (10, 0) for s in "abcde"})
+    res = balance(cat, BalanceConfig(holdout=["c"]), seed=0, songs_per_singer=10)
+    assert res.holdout == ["c"] and {r["split"] for r in res.rows if r["singer"] == "c"} == {"test"}
+    res = balance(cat, BalanceConfig(holdout=["c"]), seed=0, songs_per_singer=10, holdout=["a", "e"])
+    assert res.holdout == ["a", "e"]  # the command line wins over vocal.yaml
+    with pytest.raises(VocalError, match="'z'.*a, b, c, d, e"):
+        balance(cat, BalanceConfig(), seed=0, songs_per_singer=10, holdout=["z"])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 30, 31])

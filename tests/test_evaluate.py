@@ -85,6 +85,37 @@ def test_mfcc_stats_shape():
     assert ev.mfcc_stats(mel).shape == (2 * ev.N_MFCC,)
 
 
+def test_loo_hits_per_query():
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.95, 0.05]])
+    hits = ev.loo_hits(x, ["a", "a", "b", "b", "b"])
+    # angles 0, 6.3, 90, 83.7, 3 degrees: rows 0 and 1 are nearest to 4 (b), row 4 to 0 (a)
+    assert hits.tolist() == [False, False, True, True, False]
+    assert ev.loo_top1(x, ["a", "a", "b", "b", "b"]) == pytest.approx(0.4)
+
+
+def test_loo_split_into_seen_unseen_and_untrained_voices(tmp_path):
+    proj = make_use_project(tmp_path / "p")
+    rows = project_mod.read_csv(proj.balanced)
+    held = rows[0]["singer"]
+    for r in rows:
+        if r["singer"] == held:
+            r["split"] = "test"  # what `vocal balance --holdout` writes
+    project_mod.write_csv(proj.balanced, rows, project_mod.BALANCED_FIELDS)
+    rep = ev.evaluate(proj, proj.load_config())
+    n_held = sum(r["singer"] == held for r in rows)
+    assert rep["singer_id.n_loo_unseen"] == n_held and rep["singer_id.n_loo"] == len(rows)
+    for suffix in ("", "_mfcc"):
+        for kind in ("unseen", "seen", "untrained"):
+            assert 0 <= rep[f"singer_id.loo_top1_{kind}{suffix}"] <= 1
+    assert rep["singer_id.loo_top1_unseen"] == 1.0  # clustered fake voices
+
+    meta_path = proj.embeddings / "meta.json"  # an encoder trained with singer-label positives
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "encoder_positives": "singer"}))
+    rep = ev.evaluate(proj, proj.load_config())
+    assert rep["singer_id.n_loo"] == sum(r["split"] != "train" for r in rows)
+    assert any("singer labels" in n for n in rep["notes"])
+
+
 def test_report_has_every_key_and_is_written(tmp_path):
     proj = make_use_project(tmp_path / "p")
     rep = ev.evaluate(proj, proj.load_config())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vocalcli.config import BalanceConfig
+from vocalcli.errors import VocalError
 
 
 @dataclass
@@ -62,10 +63,16 @@ def split_sizes(n: int, train: float, val: float, test: float) -> tuple[int, int
 
 
 def balance(catalog: list[dict[str, str]], cfg: BalanceConfig, seed: int,
-            songs_per_singer: int | None = None, holdout_singers: int | None = None) -> BalanceResult:
-    """Choose exactly N 'ok' songs per singer and assign splits; singers short of N are dropped."""
+            songs_per_singer: int | None = None, holdout_singers: int | None = None,
+            holdout: list[str] | None = None) -> BalanceResult:
+    """Choose exactly N 'ok' songs per singer and assign splits; singers short of N are dropped.
+
+    ``holdout`` names the singers put entirely into the test split (else ``holdout_singers`` random ones);
+    a name that is not a singer of the catalog is a VocalError.
+    """
     n = songs_per_singer if songs_per_singer is not None else cfg.songs_per_singer
     k_hold = holdout_singers if holdout_singers is not None else cfg.holdout_singers
+    named = list(holdout) if holdout else list(cfg.holdout)
     by_singer: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in catalog:
         if r.get("singer"):  # loose files and links outside singer folders are listed by prepare, not here
@@ -87,13 +94,20 @@ def balance(catalog: list[dict[str, str]], cfg: BalanceConfig, seed: int,
         if not_ok:
             replaced[singer] = sum(not_ok.values())
     kept = sorted(chosen)
-    if k_hold >= len(kept) and k_hold > 0:
-        k_hold = max(len(kept) - 1, 0)
-    holdout = sorted(kept[i] for i in _rng(seed, "holdout").permutation(len(kept))[:k_hold])
+    if named:
+        unknown = sorted(set(named) - set(by_singer))
+        if unknown:
+            raise VocalError(f"held-out singer {unknown[0]!r} (--holdout / balance.holdout) is not in the "
+                             f"catalog; its singers: {', '.join(sorted(by_singer))}")
+        held = sorted(set(named) & set(kept))
+    else:
+        if k_hold >= len(kept) and k_hold > 0:
+            k_hold = max(len(kept) - 1, 0)
+        held = sorted(kept[i] for i in _rng(seed, "holdout").permutation(len(kept))[:k_hold])
     rows = []
     for singer in kept:
         ids = chosen[singer]
-        if singer in holdout:
+        if singer in held:
             splits = ["test"] * n
         else:
             order = _rng(seed, "split", singer).permutation(n)
@@ -102,4 +116,4 @@ def balance(catalog: list[dict[str, str]], cfg: BalanceConfig, seed: int,
             for rank, i in enumerate(order):
                 splits[i] = "train" if rank < tr else "val" if rank < tr + va else "test"
         rows += [{"song_id": s, "singer": singer, "split": sp} for s, sp in zip(ids, splits, strict=True)]
-    return BalanceResult(rows, kept, dropped, replaced, holdout)
+    return BalanceResult(rows, kept, dropped, replaced, held)

@@ -79,6 +79,8 @@ class SplitConfig:
 class BalanceConfig:
     songs_per_singer: int = opt(30, "songs kept per singer; singers with fewer are dropped")
     holdout_singers: int = opt(0, "singers put entirely into the test split (unseen-singer checks)")
+    holdout: list = opt([], "singers (by name) put entirely into the test split: voices no training and no "
+                            "choice sees, for vocal evaluate's _unseen numbers; overrides holdout_singers")
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
@@ -324,6 +326,7 @@ def validate(cfg: Config) -> Config:
     need(a.log_floor > 0, "audio.log_floor", "must be positive")
     need(cfg.balance.songs_per_singer > 0, "balance.songs_per_singer", "must be positive")
     need(cfg.balance.holdout_singers >= 0, "balance.holdout_singers", "must be >= 0")
+    need(all(isinstance(x, str) for x in cfg.balance.holdout), "balance.holdout", "must be a list of singer names")
     s = cfg.balance.split
     need(min(s.train, s.val, s.test) >= 0 and abs(s.train + s.val + s.test - 1) < 1e-6,
          "balance.split", "fractions must be >= 0 and sum to 1")

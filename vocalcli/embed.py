@@ -147,6 +147,7 @@ class Embedder:
         self.mel_centres_hz = mel_centres_hz  # [n_mels] of the TCAE's training run; None = every band
         self.crop, self.hop, self.device = crop, hop, device
         self.checkpoint_hashes = checkpoint_hashes
+        self.encoder_positives = "song"  # where the encoder's positives came from (singer = it saw labels)
 
     @classmethod
     def from_project(cls, project: project_mod.Project, device: str | torch.device = "auto",
@@ -177,8 +178,10 @@ class Embedder:
         if timbre is None or melody is None:
             cfg = project.load_config()
             timbre, melody = timbre or cfg.timbre, melody or cfg.melody
-        return cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], timbre,
-                   melody, centres)
+        out = cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], timbre,
+                  melody, centres)
+        out.encoder_positives = run["contrastive"].get("positives", "song")
+        return out
 
     def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n_mels, frames] log-mel (float16/32) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
@@ -294,7 +297,7 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
     meta = {"checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(tb),
             "melody": melody_settings(cfg.melody), "n": len(ids),
             "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
-            "failed": failed,
+            "failed": failed, "encoder_positives": emb.encoder_positives,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "catalog": project_mod.file_digest(project.catalog)}
     project_mod.write_json(out / "meta.json", meta)  # written last: marks a complete set

@@ -93,17 +93,24 @@ def _blocks(n: int) -> range:
     return range(0, n, BLOCK)
 
 
+def loo_hits(x: np.ndarray, y: Sequence) -> np.ndarray:
+    """[N] bool: whether each row's cosine nearest *other* row has its label (all rows are candidates,
+    so a subset's mean is the leave-one-out accuracy of those queries among everyone). Blocked rows."""
+    lab = np.asarray(y)
+    u = l2_rows(x, np.float64)
+    nn = np.empty(len(lab), dtype=np.int64)
+    for s in _blocks(len(lab)):
+        sim = u[s:s + BLOCK] @ u.T
+        sim[np.arange(sim.shape[0]), np.arange(s, s + sim.shape[0])] = -np.inf
+        nn[s:s + BLOCK] = sim.argmax(axis=1)
+    return lab[nn] == lab
+
+
 def loo_top1(x: np.ndarray, y: Sequence) -> float:
     """Leave-one-out cosine 1-NN accuracy: each row's nearest *other* row has its label."""
     if len(y) < 2:
         return float("nan")
-    u = l2_rows(x, np.float64)
-    nn = np.empty(len(y), dtype=np.int64)
-    for s in _blocks(len(y)):
-        sim = u[s:s + BLOCK] @ u.T
-        sim[np.arange(sim.shape[0]), np.arange(s, s + sim.shape[0])] = -np.inf
-        nn[s:s + BLOCK] = sim.argmax(axis=1)
-    return float(np.mean([y[j] == t for j, t in zip(nn, y, strict=True)]))
+    return float(np.mean(loo_hits(x, y)))
 
 
 def probe_accuracy(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence,
@@ -315,9 +322,18 @@ Report = tuple[dict[str, Any], list[str]]
 """(metrics with dotted keys, notes saying why something could not be measured)."""
 
 
-def singer_id_report(songs: _Songs, split: dict[str, str], seed: int) -> Report:
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if x.size else float("nan")
+
+
+def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_encoder: bool = False) -> Report:
     """Singer identification: test vs train (1-NN, probe), leave-one-out 1-NN over every balanced song,
-    same-singer retrieval mAP and verification EER; each next to MFCC mean+std."""
+    same-singer retrieval mAP and verification EER; each next to MFCC mean+std.
+
+    Leave-one-out is also reported per kind of query: ``_unseen`` = songs of singers with no song in the
+    train split (`vocal balance --holdout`: voices that no training and no choice saw), ``_seen`` = the
+    others, ``_untrained`` = songs outside the train split. ``labelled_encoder``: the encoder learned
+    from singer-label positives, so the headline and ``_seen`` numbers count only untrained songs."""
     r: dict[str, Any] = {}
     notes: list[str] = []
     sing, cat = songs.singers, songs.cat
@@ -343,11 +359,23 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int) -> Report:
     everyone = sorted(s for s in split if cat.get(s, {}).get("singer"))
     if everyone and max(Counter(sing(everyone)).values()) >= 2:
         rows_all = songs.rows(everyone)
-        r["singer_id.loo_top1"] = loo_top1(songs.timbre[rows_all], sing(everyone))
-        r["singer_id.loo_top1_mfcc"] = loo_top1(songs.mfcc_z(everyone), sing(everyone))
-        for part, x in songs.emb.parts.items():
-            r[f"singer_id.loo_top1_{part}"] = loo_top1(x[rows_all], sing(everyone))
-        r["singer_id.n_loo"] = len(everyone)
+        untrained = np.array([split[s] != "train" for s in everyone])
+        unseen = np.array([cat[s]["singer"] not in train_singers for s in everyone])
+        counted = untrained if labelled_encoder else np.ones(len(everyone), dtype=bool)
+        if labelled_encoder:
+            notes.append("singer_id.loo_top1: the encoder learned from singer labels, so only songs outside "
+                         "the train split are scored")
+        vectors = {"": songs.timbre[rows_all], "_mfcc": songs.mfcc_z(everyone),
+                   **{f"_{part}": x[rows_all] for part, x in songs.emb.parts.items()}}
+        for suffix, x in vectors.items():
+            hits = loo_hits(x, sing(everyone))
+            r[f"singer_id.loo_top1{suffix}"] = _mean(hits[counted])
+            r[f"singer_id.loo_top1_untrained{suffix}"] = _mean(hits[untrained])
+            if unseen.any():
+                r[f"singer_id.loo_top1_unseen{suffix}"] = _mean(hits[unseen])
+                r[f"singer_id.loo_top1_seen{suffix}"] = _mean(hits[counted & ~unseen])
+        r["singer_id.n_loo"] = int(counted.sum())
+        r["singer_id.n_loo_unseen"] = int(unseen.sum())
     # retrieval and verification need >= 2 songs of a singer: the test split, else every unseen song
     pool = test_all
     if max(Counter(sing(pool)).values(), default=0) < 2:
@@ -465,7 +493,9 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
              if r["song_id"] in songs.row_of}
     r: dict[str, Any] = {}
     notes: list[str] = []
-    for part, part_notes in (singer_id_report(songs, split, cfg.seed), gender_report(songs, cfg),
+    labelled = (emb.meta or {}).get("encoder_positives") == "singer"  # the encoder saw singer labels
+    for part, part_notes in (singer_id_report(songs, split, cfg.seed, labelled),
+                             gender_report(songs, cfg),
                              melody_report(songs, cfg, melody_labels), index_report(songs, cfg)):
         r.update(part)
         notes += part_notes

@@ -135,6 +135,10 @@ def balance(
     holdout_singers: Annotated[int | None, typer.Option(
         "--holdout-singers", help="Put K whole singers into the test split (unseen-singer checks).",
         min=0, show_default=False)] = None,
+    holdout: Annotated[list[str] | None, typer.Option(
+        "--holdout", help="Put this singer's songs all into the test split (repeatable): a voice that no "
+        "training and no choice sees, for `vocal evaluate`'s unseen-voice numbers (default: vocal.yaml "
+        "balance.holdout).", show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     wait: WaitOpt = False,
@@ -155,7 +159,7 @@ def balance(
     cfg = proj.load_config()
     with writing(proj.root, "vocal balance"):
         result = bal.balance(catalog.read(proj), cfg.balance, cfg.seed,
-                             songs_per_singer, holdout_singers)
+                             songs_per_singer, holdout_singers, holdout)
         if not result.rows:
             raise VocalError(
                 f"no singer has {songs_per_singer or cfg.balance.songs_per_singer} usable songs; "
