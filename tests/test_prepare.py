@@ -138,7 +138,9 @@ def test_unicode_paths_prepare(tiny_project: Path, tmp_path: Path) -> None:
                                            ("audio:\n  n_mels: forty\n", "audio.n_mels"),
                                            ("prepare:\n  separate: magic\n", "prepare.separate"),
                                            ("balance:\n  split: {train: 0.9, val: 0.2, test: 0.1}\n",
-                                            "balance.split")])
+                                            "balance.split"),
+                                           ("contrastive:\n  residue_db: [0, -12]\n", "contrastive.residue_db"),
+                                           ("contrastive:\n  positives: labels\n", "contrastive.positives")])
 def test_config_errors_name_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:
     (tmp_path / "vocal.yaml").write_text(yaml_text)
     songs = make_songs(tmp_path / "songs", singers=1, songs=1)
@@ -267,3 +269,39 @@ def test_prepare_gpu_without_cuda_is_a_clear_error(tiny_project: Path, tmp_path:
     songs = make_songs(tmp_path / "songs", singers=1, songs=1)
     r = run("prepare", str(songs), "-p", str(tiny_project), "--gpu")
     assert r.exit_code != 0 and "CUDA was requested" in r.output
+
+
+def test_residue_is_what_separation_took_away(tiny_project: Path, tmp_path: Path) -> None:
+    """With MR removal, prepare also stores the residue mel; vocal + residue powers give the mixture's mel."""
+    from vocalcli import audio
+    from vocalcli.config import AudioConfig
+
+    songs = tmp_path / "songs"
+    (songs / "a").mkdir(parents=True)
+    sr = 16000
+    t = np.arange(5 * sr) / sr
+    band = 0.2 * np.sin(2 * np.pi * 97.0 * t) + 0.1 * np.sin(2 * np.pi * 1234.0 * t)  # a steady organ
+    mix = (voice(5, sr, f0=330) + band).astype(np.float32)
+    sf.write(songs / "a" / "s.wav", mix, sr)
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--separate", "harmonic", "--json")
+    assert r.exit_code == 0, r.output
+    row = catalog(tiny_project)["a/s.wav"]
+    assert row["residue"] == "residues/" + Path(row["mel"]).name
+    vocal, residue = (np.load(tiny_project / row[k]).astype(np.float32) for k in ("mel", "residue"))
+    a = AudioConfig(start_s=1.0, end_s=4.0)
+    whole = audio.fit_frames(audio.log_mel(mix[sr: 4 * sr], a), a.n_frames)
+    assert residue.shape == vocal.shape == whole.shape
+    # powers add up to the mixture's up to the phase cross term (and the float16 storage)
+    assert np.median(np.abs(np.logaddexp(vocal, residue) - whole)) < 0.5
+    assert np.mean(residue[2]) > np.mean(vocal[2]) + 1  # the organ's 97 Hz band went to the residue
+
+    # a row from before residues were kept is redone; --separate none stores none (and clears the column)
+    rows = project_mod.read_csv(tiny_project / "catalog.csv")
+    rows[0]["residue"] = ""
+    from vocalcli import catalog as catalog_mod
+
+    catalog_mod.write(tiny_project / "catalog.csv", rows)
+    assert json.loads(run("prepare", str(songs), "-p", str(tiny_project), "--separate", "harmonic",
+                          "--json").stdout)["processed"] == 1
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--separate", "none", "--json")
+    assert json.loads(r.stdout)["processed"] == 1 and catalog(tiny_project)["a/s.wav"]["residue"] == ""

@@ -20,6 +20,8 @@ SEPARATION_METHODS = ("auto", "demucs", "harmonic", "repet", "none")
 """prepare.separate / --separate (vocalcli.separation)."""
 ROLES = ("pos", "neg", "none")
 """What a contrastive transformation is: positive view, negative, or off."""
+POSITIVES = ("song", "singer")
+"""contrastive.positives: where a crop's positive view comes from."""
 GENDER_FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
 """gender.features / classify-gender --features (vocalcli.gender)."""
 PROJECTIONS = ("tsne", "pca")
@@ -66,6 +68,8 @@ class PrepareConfig:
     )
     workers: int = opt(0, "parallel processes; 0 = number of CPUs")
     silence_db: float = opt(-60.0, "dBFS; a window whose RMS is below this is 'silent'")
+    residue: bool = opt(True, "also store the residue mel (mixture minus vocal estimate, residues/) when MR "
+                              "removal runs: the timbre encoder trains to ignore it (contrastive.residue_*)")
 
 
 @dataclass
@@ -139,6 +143,16 @@ class ContrastiveConfig:
     channels: int = opt(16, "conv channels of the encoder's first block (doubled per block, max x4)")
     blocks: int = opt(4, "conv blocks of the encoder; each halves frequency and time")
     time_pool: int = opt(2, "mel frames averaged before the convs (32 ms steps are fine for timbre, 2x cheaper)")
+    positives: str = opt("song", "a crop's positive view: song = another crop of the same song (self-supervised), "
+                         "singer = a crop of another song of the same singer (the singer folders as labels; "
+                         "vocal evaluate then scores singer-ID only on songs the encoder never trained on)",
+                         choices=POSITIVES)
+    residue_none: float = opt(0.25, "probability that a view gets no borrowed residue (what MR removal took out "
+                                    "of another song, stored by prepare); 1 = never borrow")
+    residue_db: list = opt([-12.0, 0.0], "dB range of a borrowed residue's level, relative to its level in "
+                                         "its own mixture")
+    residue_hard: bool = opt(True, "the positive of crop i carries the same residue as the anchor of crop "
+                                   "i-1: a band shared with another song never marks the positive")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
     eval_songs: int = opt(512, "at most this many training songs (references) and val songs (queries) in "
@@ -337,6 +351,9 @@ def validate(cfg: Config) -> Config:
     need(len(c.stretch_factors) > 0 and all(isinstance(x, (int, float)) and x > 0 for x in c.stretch_factors),
          "contrastive.stretch_factors", "must be a non-empty list of positive numbers")
     need(c.queue_size >= 0, "contrastive.queue_size", "must be >= 0")
+    need(0 <= c.residue_none <= 1, "contrastive.residue_none", "must be in [0, 1]")
+    need(len(c.residue_db) == 2 and all(isinstance(x, (int, float)) for x in c.residue_db)
+         and c.residue_db[0] <= c.residue_db[1], "contrastive.residue_db", "must be [low, high] in dB, low <= high")
     need(0 <= c.min_semitones <= c.semitones, "contrastive.min_semitones", "must be in [0, semitones]")
     need(0 <= c.momentum < 1, "contrastive.momentum", "must be in [0, 1)")
     need(c.embedding_dim > 0 and c.channels > 0, "contrastive.embedding_dim/channels", "must be positive")

@@ -28,6 +28,7 @@ class Song:
     singer: str
     split: str  # train / val / test, or "" for catalog songs outside balanced.csv
     path: Path  # absolute path of the .npy log-mel
+    residue: Path | None = None  # absolute path of the residue log-mel, when prepare stored one
 
 
 def catalog_songs(project: project_mod.Project) -> list[Song]:
@@ -35,7 +36,8 @@ def catalog_songs(project: project_mod.Project) -> list[Song]:
     songs = []
     for r in catalog.ok_rows(project):
         if r.get("mel"):
-            songs.append(Song(r["song_id"], r.get("singer", ""), "", project.root / r["mel"]))
+            res = project.root / r["residue"] if r.get("residue") else None
+            songs.append(Song(r["song_id"], r.get("singer", ""), "", project.root / r["mel"], res))
     return songs
 
 
@@ -48,7 +50,7 @@ def split_songs(project: project_mod.Project, split: str) -> list[Song]:
     for r in project_mod.read_csv(project.balanced):
         if r.get("split") == split and r["song_id"] in by_id:
             s = by_id[r["song_id"]]
-            out.append(Song(s.song_id, r.get("singer") or s.singer, split, s.path))
+            out.append(Song(s.song_id, r.get("singer") or s.singer, split, s.path, s.residue))
     return out
 
 
@@ -128,30 +130,115 @@ def steps_per_epoch(n_songs: int, batch: int, configured: int, world: int = 1) -
     return configured if configured > 0 else max(1, n_songs // (batch * world))
 
 
+@dataclass(frozen=True)
+class ResiduePlan:
+    """Residues borrowed from other songs, laid over the two contrastive views (contrastive.residue_*).
+
+    ``bank`` holds the residue mels of the training songs that have one, ``owner[j]`` is the index of
+    residue j's song in the training bank (a crop never borrows its own song's residue). Each view gets
+    a residue crop at a level drawn uniformly from ``db`` (dB relative to its own mixture), or none
+    with probability ``none_p``. With ``hard``, view 1 of crop i carries exactly the residue (same crop,
+    same level) of view 0 of crop i-1: the song next to a crop's positive sounds like the band around it.
+    """
+
+    bank: MelBank
+    owner: np.ndarray  # [len(bank)] int
+    none_p: float
+    db: tuple[float, float]
+    hard: bool = False
+
+
 class CropBatches(IterableDataset):
     """One epoch of batches ``{"idx": [B], "views": [V, B, n_mels, length]}``: V crops of each song at
-    independent random starts (V=2: anchor and positive for contrastive; V=1 for the autoencoder)."""
+    independent random starts (V=2: anchor and positive for contrastive; V=1 for the autoencoder).
+
+    Contrastive options: ``groups`` [n_songs] (song -> singer index): view 1 is read from another song of
+    the same group (the song itself when it is its group's only one). ``residues``: adds
+    ``"residues"`` [2, B, n_mels, residue_length] and ``"residue_db"`` [2, B] (-inf = no residue) for
+    views 0 and 1. Both are drawn from their own random streams, so the plain crops do not change.
+    """
 
     def __init__(self, bank: MelBank, order: np.ndarray, length: int, views: int, seed: int, epoch: int,
-                 rank: int = 0) -> None:
+                 rank: int = 0, groups: np.ndarray | None = None, residues: ResiduePlan | None = None,
+                 residue_length: int = 0) -> None:
         self.bank, self.order, self.length, self.views = bank, order, length, views
         rng = np.random.default_rng([seed, epoch, rank, 11])
         self.starts = np.stack([np.stack([bank.random_starts(row, length, rng) for _ in range(views)])
                                 for row in order]) if len(order) else np.zeros((0, views, 0), np.int64)
+        self.positive_songs = None
+        if groups is not None and views >= 2 and len(order):
+            self.positive_songs = _same_group_songs(order, np.asarray(groups),
+                                                    np.random.default_rng([seed, epoch, rank, 13]))
+            rng_p = np.random.default_rng([seed, epoch, rank, 17])
+            self.starts[:, 1] = np.stack([bank.random_starts(row, length, rng_p) for row in self.positive_songs])
+        self.residues, self.residue_length = residues, residue_length or length
+        if residues is not None and len(order):
+            self.donors, self.residue_starts, self.residue_db = _draw_residues(
+                order, residues, self.residue_length, np.random.default_rng([seed, epoch, rank, 19]))
 
     def __len__(self) -> int:
         return len(self.order)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         idx = self.order[step]
-        views = np.stack([self.bank.crops(idx, self.starts[step, v], self.length) for v in range(self.views)])
-        return {"idx": torch.from_numpy(idx.copy()), "views": torch.from_numpy(views)}
+        songs = [idx] * self.views
+        if self.positive_songs is not None:
+            songs[1] = self.positive_songs[step]
+        views = np.stack([self.bank.crops(songs[v], self.starts[step, v], self.length) for v in range(self.views)])
+        out = {"idx": torch.from_numpy(idx.copy()), "views": torch.from_numpy(views)}
+        if self.residues is not None:
+            res = np.stack([self.residues.bank.crops(self.donors[step, v], self.residue_starts[step, v],
+                                                     self.residue_length) for v in range(2)])
+            out["residues"] = torch.from_numpy(res)
+            out["residue_db"] = torch.from_numpy(self.residue_db[step].astype(np.float32))
+        return out
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         first, every = (0, 1) if info is None else (info.id, info.num_workers)
         for step in range(first, len(self.order), every):
             yield self.batch(step)
+
+
+def _same_group_songs(order: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[steps, B]: for each song of ``order``, another song of its group (itself when it is alone)."""
+    members = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
+    out = np.empty_like(order)
+    for k, i in np.ndenumerate(order):
+        others = members[groups[i]][members[groups[i]] != i]
+        out[k] = rng.choice(others) if len(others) else i
+    return out
+
+
+def _draw_residues(order: np.ndarray, plan: ResiduePlan, length: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(donors [steps, 2, B] residue-bank rows, starts [steps, 2, B], level dB [steps, 2, B]) for
+    ``order`` [steps, B]; a crop never gets its own song's residue (a lone donor is used anyway, at -inf)."""
+    steps, b = order.shape
+    n = len(plan.bank)
+    lo, hi = plan.db
+
+    def pick(song: int) -> int:
+        ok = np.flatnonzero(plan.owner != song)
+        return int(rng.choice(ok)) if len(ok) else -1
+
+    donors = np.zeros((steps, 2, b), np.int64)
+    db = rng.uniform(lo, hi, (steps, 2, b))
+    db[rng.random((steps, 2, b)) < plan.none_p] = -np.inf
+    for s in range(steps):
+        donors[s, 0] = [pick(i) for i in order[s]]
+        if plan.hard:
+            donors[s, 1], db[s, 1] = np.roll(donors[s, 0], 1), np.roll(db[s, 0], 1)
+        else:
+            donors[s, 1] = [pick(i) for i in order[s]]
+        for v in (0, 1):  # the rolled donor may be the crop's own song: draw another one
+            for k in np.flatnonzero((donors[s, v] < 0) | (plan.owner[np.maximum(donors[s, v], 0)] == order[s])):
+                donors[s, v, k] = pick(order[s, k])
+    bad = donors < 0
+    donors[bad], db[bad] = 0, -np.inf
+    starts = np.stack([[plan.bank.random_starts(donors[s, v], length, rng) for v in (0, 1)]
+                       for s in range(steps)]) if n else np.zeros((steps, 2, b), np.int64)
+    return donors, starts, db
 
 
 def loader(ds: CropBatches, workers: int, pin: bool = False) -> Iterator[dict[str, torch.Tensor]]:

@@ -273,6 +273,7 @@ class Job:
     audio: AudioConfig
     separation: str
     silence_db: float
+    residue_path: str = ""  # where to store the residue mel when separation runs; "" = do not
 
 
 def _decode_checked(job: Job) -> tuple[dict[str, Any], Any, np.ndarray | None]:
@@ -309,14 +310,23 @@ def _decode_checked(job: Job) -> tuple[dict[str, Any], Any, np.ndarray | None]:
     return row, dec, y
 
 
-def _finish(job: Job, row: dict[str, Any], vocal: np.ndarray, used: str, pitch: dict[str, float]
-            ) -> dict[str, Any]:
-    """Mel of the vocal estimate -> mels/<song_id>.npy (float16); the row with its pitch statistics."""
+def _finish(job: Job, row: dict[str, Any], vocal: np.ndarray, used: str, pitch: dict[str, float],
+            mix: np.ndarray | None = None) -> dict[str, Any]:
+    """Mel of the vocal estimate -> mels/<song_id>.npy (float16); with ``mix`` (the 16 kHz mono window)
+    and a residue path, the residue mel too; the row with its pitch statistics."""
     from vocalcli import audio
 
     mel = audio.fit_frames(audio.log_mel(vocal, job.audio), job.audio.n_frames)
+    residue = ""
+    if job.residue_path and used != "none" and mix is not None:
+        # what MR removal took away, exactly (time domain, before the mel): the band the timbre encoder
+        # learns to ignore. One more mel, ~3 % of the song's prepare time.
+        n = min(mix.size, vocal.size)
+        res = audio.fit_frames(audio.log_mel(mix[:n] - vocal[:n], job.audio), job.audio.n_frames)
+        project_mod.save_npy(Path(job.residue_path), res.astype(np.float16))
+        residue = job.residue_path
     project_mod.save_npy(Path(job.mel_path), mel.astype(np.float16))
-    return {**row, "separation": used, **{k: f"{v:.1f}" for k, v in pitch.items()}}
+    return {**row, "separation": used, "residue": residue, **{k: f"{v:.1f}" for k, v in pitch.items()}}
 
 
 def prepare_file(job: Job) -> dict[str, Any]:
@@ -333,7 +343,7 @@ def prepare_file(job: Job) -> dict[str, Any]:
         vocal, used, pitch = separate_with_pitch(y, job.audio.sample_rate, job.separation)
     except VocalError as e:
         return {**row, "status": "separation_error", "reason": str(e)}
-    return _finish(job, row, vocal, used, pitch)
+    return _finish(job, row, vocal, used, pitch, y)
 
 
 def _decode_for_model(args: tuple[Job, int, int]) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -349,12 +359,16 @@ def _decode_for_model(args: tuple[Job, int, int]) -> tuple[dict[str, Any], np.nd
     return row, np.pad(x, ((0, 0), (0, max(0, n - x.shape[1]))), mode="edge")[:, :n]
 
 
-def _finish_separated(args: tuple[Job, dict[str, Any], np.ndarray]) -> dict[str, Any]:
-    """Stage 3 of demucs prepare (a worker): pitch statistics of the vocal stem, mel, save."""
+def _finish_separated(args: tuple[Job, dict[str, Any], np.ndarray, np.ndarray, int]) -> dict[str, Any]:
+    """Stage 3 of demucs prepare (a worker): pitch statistics of the vocal stem, mel (and the residue's:
+    the model's input window downmixed to the mel's rate, minus the stem), save."""
+    from vocalcli import audio
     from vocalcli.pitch import pitch_stats
 
-    job, row, vocal = args
-    return _finish(job, row, vocal, "demucs", pitch_stats(vocal, job.audio.sample_rate))
+    job, row, vocal, window, model_sr = args
+    sr = job.audio.sample_rate
+    mix = audio.resample(audio.to_mono(window), model_sr, sr) if job.residue_path else None
+    return _finish(job, row, vocal, "demucs", pitch_stats(vocal, sr), mix)
 
 
 def _demucs_device(device: Any, method: str) -> Any:
@@ -409,8 +423,8 @@ def _run_demucs(jobs: list[Job], bases: list[dict[str, Any]], pool: Any, device:
             for _, base, row, _ in batch:
                 record(base, {**row, "status": "separation_error", "reason": str(e)})
         else:
-            for (job, base, row, _), v in zip(batch, vocals, strict=True):
-                finishing.append((base, pool.submit(_finish_separated, (job, row, v))))
+            for (job, base, row, w), v in zip(batch, vocals, strict=True):
+                finishing.append((base, pool.submit(_finish_separated, (job, row, v, w, msr))))
         batch.clear()
 
     while todo or decoding or batch:
@@ -516,14 +530,17 @@ class PrepareResult:
 
 
 def _is_done(old: dict[str, str] | None, song: SongFile, st: os.stat_result, settings: str,
-             proj: project_mod.Project) -> bool:
+             proj: project_mod.Project, want_residue: bool = False) -> bool:
     if old is None or old.get("settings") != settings:
         return False
     if old.get("size") != str(st.st_size) or old.get("mtime_ns") != str(st.st_mtime_ns):
         return False
-    if old.get("status") == "ok":  # rows from before pitch statistics existed are redone
-        return bool(old.get("f0_hz")) and bool(old.get("mel")) and old.get("mel_stamp") == mel_stamp(
+    if old.get("status") == "ok":  # rows from before pitch statistics (or residues) existed are redone
+        done = bool(old.get("f0_hz")) and bool(old.get("mel")) and old.get("mel_stamp") == mel_stamp(
             proj.root / old["mel"])
+        if want_residue and old.get("separation") not in ("", "none"):
+            done = done and bool(old.get("residue")) and (proj.root / old["residue"]).is_file()
+        return done
     return True
 
 
@@ -600,7 +617,7 @@ def prepare_files(
                 "gender": m.get("gender", ""), "genre": m.get("genre", ""), "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns, "settings": settings}
         prev = old.get(sid)
-        if not force and _is_done(prev, s, st, settings, proj):
+        if not force and _is_done(prev, s, st, settings, proj, cfg.prepare.residue):
             rows[sid] = {**prev, **{k: base[k] for k in ("gender", "genre")}}
         else:
             todo.append((s, base))
@@ -613,8 +630,9 @@ def prepare_files(
         ordered = [rows[s.song_id] for s in songs if s.song_id in rows] + problem_rows
         catalog.write(catalog_path, ordered)
 
-    jobs = [Job(s, str(proj.mel_path(s.song_id)), cfg.audio, method, cfg.prepare.silence_db)
-            for s, _ in todo]
+    keep_residue = cfg.prepare.residue and method != "none"
+    jobs = [Job(s, str(proj.mel_path(s.song_id)), cfg.audio, method, cfg.prepare.silence_db,
+                str(proj.residue_path(s.song_id)) if keep_residue else "") for s, _ in todo]
     n_workers = workers if workers else (cfg.prepare.workers or os.cpu_count() or 1)
     n_workers = max(1, min(n_workers, len(jobs) or 1))
     last_flush = time.monotonic()
@@ -626,6 +644,8 @@ def prepare_files(
             mel = proj.mel_path(row["song_id"])
             row["mel"] = Path(mel).relative_to(proj.root).as_posix()
             row["mel_stamp"] = mel_stamp(mel)
+            if row.get("residue"):
+                row["residue"] = Path(row["residue"]).relative_to(proj.root).as_posix()
         rows[row["song_id"]] = row
         if progress:
             progress(advance=1)

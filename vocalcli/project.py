@@ -51,6 +51,10 @@ class Project:
     def mel_path(self, song_id: str) -> Path:
         return self.mels / f"{song_id}.npy"
 
+    def residue_path(self, song_id: str) -> Path:
+        """residues/<id>.npy: log-mel of what MR removal took away (mixture minus vocal estimate)."""
+        return self.root / "residues" / f"{song_id}.npy"
+
     @property
     def prepare_info(self) -> Path:
         """prepare.json: where the songs came from (songs_dir), for baselines that re-read audio."""

@@ -443,8 +443,14 @@ class ContrastiveTask(Task):
     """Yakura et al.'s self-supervised contrastive learning on mel crops with a MoCo queue.
 
     Positive of a crop = another random crop of the same song (pitch-shifted / time-stretched when that
-    transformation is ``pos``). For each ``neg`` transformation, the batch's anchor crops transformed
-    are added as negatives of every anchor (its own transformed crop included).
+    transformation is ``pos``), or with ``positives: singer`` a crop of another song of the same singer
+    (then no song of that singer is a negative). For each ``neg`` transformation, the batch's anchor
+    crops transformed are added as negatives of every anchor (its own transformed crop included).
+
+    Residues (``contrastive.residue_*``, where prepare stored them): anchor and positive each get what
+    MR removal took out of *another* song (its residue mel, power-added at a random level or not at
+    all), so the band a vocal estimate still carries stops being what makes two crops alike; the
+    negative views inherit the anchor's residue.
     """
 
     name = section = "contrastive"
@@ -464,9 +470,23 @@ class ContrastiveTask(Task):
         self.queue_ids = torch.full((c.queue_size,), -1, dtype=torch.long, device=device)
         self.queue_len, self.queue_ptr = 0, 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        singers = sorted({s.singer for s in self.songs})
+        self.groups = (np.array([singers.index(s.singer) for s in self.songs])
+                       if c.positives == "singer" else None)
+        self.residues, self.notes = None, []
+        donors = [i for i, s in enumerate(self.songs) if s.residue is not None]
+        if c.residue_none < 1 and len(donors) >= 2:
+            bank = data.MelBank([dataclasses.replace(self.songs[i], path=self.songs[i].residue) for i in donors])
+            self.residues = data.ResiduePlan(bank, np.array(donors), c.residue_none,
+                                             (float(c.residue_db[0]), float(c.residue_db[1])), c.residue_hard)
+        elif c.residue_none < 1:
+            self.notes.append("no residues stored for the training songs (prepared with --separate none, or "
+                              "before prepare kept them: run 'vocal prepare SONGS_DIR' again): training without "
+                              "borrowed residues")
 
     def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
-        return data.CropBatches(self.bank, order, self.src, 2, self.cfg.seed, epoch, self.rank)
+        return data.CropBatches(self.bank, order, self.src, 2, self.cfg.seed, epoch, self.rank,
+                                groups=self.groups, residues=self.residues, residue_length=self.crop)
 
     def views(self, batch: dict[str, torch.Tensor], gen: torch.Generator
               ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -480,18 +500,27 @@ class ContrastiveTask(Task):
                if c.time_stretch == "pos" else p_src[..., :L])
         if c.pitch_shift == "pos":
             pos = transforms.pitch_shift(pos, transforms.random_semitones(b, c.semitones, 0.0, gen), audio)
+        add = lambda x, v: x  # noqa: E731
+        if "residues" in batch:
+            res = batch["residues"].to(self.device, non_blocking=True)
+            db = batch["residue_db"].to(self.device)
+            add = lambda x, v: transforms.add_residue(x, res[v], db[v])  # noqa: E731
+            anchor, pos = add(anchor, 0), add(pos, 1)
         negs = []
         if c.pitch_shift == "neg":
             negs.append(transforms.pitch_shift(
                 anchor, transforms.random_semitones(b, c.semitones, c.min_semitones, gen), audio))
         if c.time_stretch == "neg":
-            negs.append(transforms.time_stretch(a_src, transforms.random_rates(b, c.stretch_factors, gen), L))
+            negs.append(add(transforms.time_stretch(a_src, transforms.random_rates(b, c.stretch_factors, gen), L), 0))
         return anchor, pos, negs
 
     def step(self, model, batch, gen):
         anchor, pos, negs = self.views(batch, gen)
         b = anchor.shape[0]
-        ids = batch["idx"].to(self.device, non_blocking=True)
+        idx = batch["idx"]
+        if self.groups is not None:  # singer positives: no song of the crop's singer is a negative
+            idx = torch.from_numpy(self.groups[idx.numpy()])
+        ids = idx.to(self.device, non_blocking=True)
         emb = model(torch.cat([anchor, *negs]) if negs else anchor)
         q, nv = emb[:b], emb[b:]
         with torch.no_grad():
@@ -648,6 +677,8 @@ def train(task_name: str, project: project_mod.Project, cfg: Config, device: str
     rank, world = dist_info()
     seed_everything(cfg.seed)
     task = cls(project, cfg, dev, rank, world)
+    for note in getattr(task, "notes", []) if log else []:
+        log(note)
     if isinstance(task, TCAETask) and log:
         rf, sec = task.receptive_field
         log(f"TCAE receptive field: {rf} frames = {sec:.2f} s")

