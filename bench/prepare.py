@@ -6,7 +6,8 @@ Prints, per song: our prepare (one process) vs the naive pipeline (librosa.load 
 16 kHz + librosa.feature.melspectrogram of the window) vs the sum of our standalone parts (decode the
 window, resample, mel, separation + pitch statistics). prepare also writes the singer's register
 (pitch statistics, for gender), which the naive pipeline does not compute, so the like-for-like ratio
-subtracts that step's standalone time; then 1 -> 2 worker scaling of the whole prepare. Ratios, not absolute times,
+subtracts that step's standalone time; then the cost of storing the residue mel (prepare.residue on vs
+off, harmonic separation) and 1 -> 2 worker scaling of the whole prepare. Ratios, not absolute times,
 are what to compare across machines. Default files: the shared corpus mixtures if present, else 2:40
 songs synthesized into a temp dir.
 """
@@ -187,6 +188,16 @@ def main() -> None:
         print(f"  {name:34s} {w:8.2f} {c:8.2f}")
     vp, nv = procs["vocal prepare"], procs["naive (librosa)"]
     print(f"  naive / vocal prepare: {nv[0] / vp[0]:.2f}x wall, {nv[1] / vp[1]:.2f}x CPU")
+
+    # the residue mel (what separation took away) that the timbre encoder trains on: its cost per song
+    res_on = override(Config(), {"prepare.separate": "harmonic"})
+    res_off = override(res_on, {"prepare.residue": False})
+    t_on, t_off = [], []
+    for _ in range(args.rounds):
+        t_on.append(timed(prepare_files, proj, songs_dir, res_on, workers=1, force=True)[0])
+        t_off.append(timed(prepare_files, proj, songs_dir, res_off, workers=1, force=True)[0])
+    print(f"\nresidue (harmonic separation): prepare with residue {min(t_on) / n:.3f} s/song, without "
+          f"{min(t_off) / n:.3f} -> {min(t_on) / min(t_off):.2f}x (target <= 1.5)")
 
     cfg2 = override(Config(), {"prepare.separate": args.scaling_separate})
     scale_dir = pick_files(args.songs_dir, args.scaling_n)

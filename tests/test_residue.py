@@ -42,6 +42,17 @@ def test_add_residue_adds_powers():
     assert torch.allclose(out[2], x[2] + math.log(4.0), atol=1e-5)  # +4.8 dB = x3 power, +1
 
 
+def test_add_reverb_adds_a_decaying_tail_and_dry_is_unchanged():
+    x = torch.full((2, 3, 80), -30.0)
+    x[:, :, 10] = 0.0  # one click
+    out = transforms.add_reverb(x, torch.tensor([0.5, 0.5]), torch.tensor([-6.0, -math.inf]), 62.5)
+    assert torch.allclose(out[1], x[1])
+    tail = out[0, 0, 11:40]
+    assert (tail[1:] < tail[:-1]).all() and tail[0] > -30  # decays after the click
+    flat = transforms.add_reverb(torch.full((1, 3, 80), -30.0), torch.tensor([0.5]), torch.tensor([-6.0]), 62.5)
+    assert torch.allclose(out[0, :, :10], flat[0, :, :10], atol=1e-4)  # causal: the click changes nothing before it
+
+
 def _plan(bank, n, **kw):
     res = data.MelBank(bank.songs)
     return data.ResiduePlan(res, np.arange(n), kw.get("none_p", 0.25), (-12.0, 0.0), kw.get("hard", False))
@@ -81,7 +92,8 @@ def test_singer_positives_come_from_another_song_of_the_singer(proj):
     assert torch.equal(ds.batch(1)["views"][1, 0], torch.from_numpy(bank.crops(pos[1, :1], ds.starts[1, 1, :1], 40)[0]))
 
 
-@pytest.mark.parametrize("over", [{}, {"contrastive.positives": "singer"}, {"contrastive.residue_hard": False}])
+@pytest.mark.parametrize("over", [{}, {"contrastive.positives": "singer"}, {"contrastive.residue_hard": False},
+                                  {"contrastive.reverb_none": 0.5}])
 def test_contrastive_trains_with_residues(proj, over):
     cfg = config_mod.override(tiny_config(epochs=1, steps_per_epoch=2), over)
     task = training.ContrastiveTask(proj, cfg, CPU)

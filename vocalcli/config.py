@@ -151,6 +151,10 @@ class ContrastiveConfig:
                                     "of another song, stored by prepare); 1 = never borrow")
     residue_db: list = opt([-12.0, 0.0], "dB range of a borrowed residue's level, relative to its level in "
                                          "its own mixture")
+    reverb_none: float = opt(1.0, "probability that a view gets no random room tail (mel-domain reverb); "
+                                  "1 = off")
+    reverb_s: list = opt([0.3, 1.6], "RT60 range of the random room tail, seconds")
+    reverb_db: list = opt([-12.0, -3.0], "level range of the room tail relative to the dry voice, dB")
     residue_hard: bool = opt(True, "the positive of crop i carries the same residue as the anchor of crop "
                                    "i-1: a band shared with another song never marks the positive")
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
@@ -352,6 +356,11 @@ def validate(cfg: Config) -> Config:
          "contrastive.stretch_factors", "must be a non-empty list of positive numbers")
     need(c.queue_size >= 0, "contrastive.queue_size", "must be >= 0")
     need(0 <= c.residue_none <= 1, "contrastive.residue_none", "must be in [0, 1]")
+    need(0 <= c.reverb_none <= 1, "contrastive.reverb_none", "must be in [0, 1]")
+    need(len(c.reverb_s) == 2 and 0 < c.reverb_s[0] <= c.reverb_s[1], "contrastive.reverb_s",
+         "must be [low, high] seconds, 0 < low <= high")
+    need(len(c.reverb_db) == 2 and c.reverb_db[0] <= c.reverb_db[1], "contrastive.reverb_db",
+         "must be [low, high] in dB, low <= high")
     need(len(c.residue_db) == 2 and all(isinstance(x, (int, float)) for x in c.residue_db)
          and c.residue_db[0] <= c.residue_db[1], "contrastive.residue_db", "must be [low, high] in dB, low <= high")
     need(0 <= c.min_semitones <= c.semitones, "contrastive.min_semitones", "must be in [0, semitones]")

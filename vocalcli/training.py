@@ -500,6 +500,11 @@ class ContrastiveTask(Task):
                if c.time_stretch == "pos" else p_src[..., :L])
         if c.pitch_shift == "pos":
             pos = transforms.pitch_shift(pos, transforms.random_semitones(b, c.semitones, 0.0, gen), audio)
+        room = lambda x, r: x  # noqa: E731
+        if c.reverb_none < 1:  # anchor and positive each in its own random room (or none)
+            rooms = [self._rooms(b, gen), self._rooms(b, gen)]
+            room = lambda x, r: transforms.add_reverb(x, *rooms[r], audio.frame_rate)  # noqa: E731
+            anchor, pos = room(anchor, 0), room(pos, 1)
         add = lambda x, v: x  # noqa: E731
         if "residues" in batch:
             res = batch["residues"].to(self.device, non_blocking=True)
@@ -511,8 +516,16 @@ class ContrastiveTask(Task):
             negs.append(transforms.pitch_shift(
                 anchor, transforms.random_semitones(b, c.semitones, c.min_semitones, gen), audio))
         if c.time_stretch == "neg":
-            negs.append(add(transforms.time_stretch(a_src, transforms.random_rates(b, c.stretch_factors, gen), L), 0))
+            stretched = transforms.time_stretch(a_src, transforms.random_rates(b, c.stretch_factors, gen), L)
+            negs.append(add(room(stretched, 0), 0))  # the anchor's room and band: only the tempo differs
         return anchor, pos, negs
+
+    def _rooms(self, b: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(RT60 s [b], tail level dB [b], -inf = dry) of random rooms (contrastive.reverb_*)."""
+        c = self.c
+        rt60 = c.reverb_s[0] + (c.reverb_s[1] - c.reverb_s[0]) * torch.rand(b, generator=gen)
+        wet = c.reverb_db[0] + (c.reverb_db[1] - c.reverb_db[0]) * torch.rand(b, generator=gen)
+        return rt60, torch.where(torch.rand(b, generator=gen) < c.reverb_none, -math.inf, wet)
 
     def step(self, model, batch, gen):
         anchor, pos, negs = self.views(batch, gen)

@@ -116,3 +116,23 @@ def add_residue(x: torch.Tensor, residue: torch.Tensor, level_db: torch.Tensor) 
     """
     g = level_db.to(x.device, x.dtype)[:, None, None] * (math.log(10.0) / 10.0)
     return torch.logaddexp(x, residue.to(x.dtype) + g)
+
+
+def add_reverb(x: torch.Tensor, rt60_s: torch.Tensor, wet_db: torch.Tensor, frame_rate: float) -> torch.Tensor:
+    """Log-mels ``x`` [B, n_mels, T] with an exponentially decaying room tail power-added per band:
+    power P + g * (h * P), h[k] ∝ exp(-6.91 k / (rt60 * frame_rate)) for k >= 1 frames (normalised to
+    sum 1), g = 10^(wet_db / 10); ``rt60_s`` [B] seconds, ``wet_db`` [B] (-inf = dry)."""
+    b, m, t = x.shape
+    k_max = max(2, int(math.ceil(float(rt60_s.max()) * frame_rate)))
+    # float64: a float32 FFT convolution has a noise floor ~70 dB under the crop's peak, inside a log-mel's range
+    k = torch.arange(1, k_max + 1, device=x.device, dtype=torch.float64)
+    h = torch.exp(-6.91 * k[None, :] / (rt60_s.to(x.device, torch.float64)[:, None] * frame_rate))
+    h = h / h.sum(dim=1, keepdim=True)  # [B, K]
+    n = t + k_max + 1  # linear, not circular, convolution
+    peak = x.double().amax(dim=(1, 2), keepdim=True)
+    power = torch.exp(x.double() - peak)  # scaled: no overflow
+    kernel = torch.zeros(b, n, device=x.device, dtype=torch.float64)
+    kernel[:, 1:k_max + 1] = h
+    tail = torch.fft.irfft(torch.fft.rfft(power, n) * torch.fft.rfft(kernel, n)[:, None, :], n)[..., :t]
+    g = torch.pow(10.0, wet_db.to(x.device, torch.float64) / 10.0)[:, None, None]
+    return (torch.log(power + g * tail.clamp(min=0)) + peak).to(x.dtype)
