@@ -55,7 +55,7 @@ def test_add_reverb_adds_a_decaying_tail_and_dry_is_unchanged():
 
 def _plan(bank, n, **kw):
     res = data.MelBank(bank.songs)
-    return data.ResiduePlan(res, np.arange(n), kw.get("none_p", 0.25), (-12.0, 0.0), kw.get("hard", False))
+    return data.ResiduePlan(res, np.arange(n), kw.get("none_p", 0.25), (-12.0, 0.0), kw.get("negatives", "none"))
 
 
 def test_residues_come_from_other_songs_and_leave_the_crops_alone(proj):
@@ -63,9 +63,9 @@ def test_residues_come_from_other_songs_and_leave_the_crops_alone(proj):
     bank = data.MelBank(songs)
     order = data.epoch_order(len(songs), 4, 6, seed=0, epoch=0)
     plain = data.CropBatches(bank, order, 40, 2, seed=0, epoch=0)
-    for hard in (False, True):
-        ds = data.CropBatches(bank, order, 40, 2, seed=0, epoch=0, residues=_plan(bank, len(songs), hard=hard),
-                              residue_length=30)
+    for negatives in ("none", "shared", "own"):
+        ds = data.CropBatches(bank, order, 40, 2, seed=0, epoch=0,
+                              residues=_plan(bank, len(songs), negatives=negatives), residue_length=30)
         assert np.array_equal(ds.starts, plain.starts)  # own random stream: the crops do not change
         assert (ds.donors != order[:, None, :]).all()  # never a crop's own song's residue
         b = ds.batch(2)
@@ -73,10 +73,10 @@ def test_residues_come_from_other_songs_and_leave_the_crops_alone(proj):
         assert torch.equal(b["views"], plain.batch(2)["views"])
         db = ds.residue_db[np.isfinite(ds.residue_db)]
         assert db.min() >= -12 and db.max() <= 0 and np.isinf(ds.residue_db).any()
-        if hard:  # the positive of crop i carries crop i-1's anchor residue, unless that is its own song
-            same = ds.donors[:, 1] == np.roll(ds.donors[:, 0], 1, axis=1)
-            own = np.roll(ds.donors[:, 0], 1, axis=1) == order
-            assert (same | own).all() and same.mean() > 0.5
+        prev = {"shared": np.roll(ds.donors[:, 0], 1, axis=1), "own": np.roll(order, 1, axis=1)}.get(negatives)
+        if prev is not None:  # crop i's key carries crop i-1's band, unless that is crop i's own song
+            same = ds.donors[:, 1] == prev
+            assert (same | (prev == order)).all() and same.mean() > 0.5
     off = data.CropBatches(bank, order, 40, 2, seed=0, epoch=0, residues=_plan(bank, len(songs), none_p=1.0))
     assert np.isinf(off.residue_db).all()
 
@@ -92,7 +92,7 @@ def test_singer_positives_come_from_another_song_of_the_singer(proj):
     assert torch.equal(ds.batch(1)["views"][1, 0], torch.from_numpy(bank.crops(pos[1, :1], ds.starts[1, 1, :1], 40)[0]))
 
 
-@pytest.mark.parametrize("over", [{}, {"contrastive.positives": "singer"}, {"contrastive.residue_hard": False},
+@pytest.mark.parametrize("over", [{}, {"contrastive.positives": "singer"}, {"contrastive.residue_negatives": "own"},
                                   {"contrastive.reverb_none": 0.5}])
 def test_contrastive_trains_with_residues(proj, over):
     cfg = config_mod.override(tiny_config(epochs=1, steps_per_epoch=2), over)

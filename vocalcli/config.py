@@ -22,6 +22,8 @@ ROLES = ("pos", "neg", "none")
 """What a contrastive transformation is: positive view, negative, or off."""
 POSITIVES = ("song", "singer")
 """contrastive.positives: where a crop's positive view comes from."""
+RESIDUE_NEGATIVES = ("none", "shared", "own")
+"""contrastive.residue_negatives: which band a negative key carries (vocalcli.data.ResiduePlan)."""
 GENDER_FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
 """gender.features / classify-gender --features (vocalcli.gender)."""
 PROJECTIONS = ("tsne", "pca")
@@ -155,8 +157,10 @@ class ContrastiveConfig:
                                   "1 = off")
     reverb_s: list = opt([0.3, 1.6], "RT60 range of the random room tail, seconds")
     reverb_db: list = opt([-12.0, -3.0], "level range of the room tail relative to the dry voice, dB")
-    residue_hard: bool = opt(True, "the positive of crop i carries the same residue as the anchor of crop "
-                                   "i-1: a band shared with another song never marks the positive")
+    residue_negatives: str = opt("shared", "what the key of crop i carries: none = a residue of its own draw, "
+                                 "shared = the band laid over crop i-1's anchor, own = crop i-1's own song's "
+                                 "residue (the band that leaks into its vocal estimate)",
+                                 choices=RESIDUE_NEGATIVES)
     extract_hop_s: float = opt(2.5, "seconds between crops when embedding a whole song")
     eval_crops: int = opt(8, "crops per song for the validation kNN singer-ID accuracy")
     eval_songs: int = opt(512, "at most this many training songs (references) and val songs (queries) in "

@@ -137,15 +137,17 @@ class ResiduePlan:
     ``bank`` holds the residue mels of the training songs that have one, ``owner[j]`` is the index of
     residue j's song in the training bank (a crop never borrows its own song's residue). Each view gets
     a residue crop at a level drawn uniformly from ``db`` (dB relative to its own mixture), or none
-    with probability ``none_p``. With ``hard``, view 1 of crop i carries exactly the residue (same crop,
-    same level) of view 0 of crop i-1: the song next to a crop's positive sounds like the band around it.
+    with probability ``none_p``. ``negatives`` says what view 1 (the key side) of crop i carries:
+    ``none``: a residue of its own random draw; ``shared``: the band (donor song and level) that view 0
+    of crop i-1 carries, so a crop's anchor has a negative key with its band; ``own``: the residue of
+    crop i-1's *own* song, so the band that leaks into a vocal estimate marks one of its negatives.
     """
 
     bank: MelBank
     owner: np.ndarray  # [len(bank)] int
     none_p: float
     db: tuple[float, float]
-    hard: bool = False
+    negatives: str = "none"
 
 
 class CropBatches(IterableDataset):
@@ -222,16 +224,19 @@ def _draw_residues(order: np.ndarray, plan: ResiduePlan, length: int, rng: np.ra
         ok = np.flatnonzero(plan.owner != song)
         return int(rng.choice(ok)) if len(ok) else -1
 
+    own = {int(song): j for j, song in enumerate(plan.owner)}
     donors = np.zeros((steps, 2, b), np.int64)
     db = rng.uniform(lo, hi, (steps, 2, b))
     db[rng.random((steps, 2, b)) < plan.none_p] = -np.inf
     for s in range(steps):
         donors[s, 0] = [pick(i) for i in order[s]]
-        if plan.hard:
+        if plan.negatives == "shared":
             donors[s, 1], db[s, 1] = np.roll(donors[s, 0], 1), np.roll(db[s, 0], 1)
+        elif plan.negatives == "own":
+            donors[s, 1] = [own.get(int(i), -1) for i in np.roll(order[s], 1)]
         else:
             donors[s, 1] = [pick(i) for i in order[s]]
-        for v in (0, 1):  # the rolled donor may be the crop's own song: draw another one
+        for v in (0, 1):  # a rolled donor may be the crop's own song (or have no residue): draw another
             for k in np.flatnonzero((donors[s, v] < 0) | (plan.owner[np.maximum(donors[s, v], 0)] == order[s])):
                 donors[s, v, k] = pick(order[s, k])
     bad = donors < 0
