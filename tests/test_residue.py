@@ -108,3 +108,17 @@ def test_without_stored_residues_training_says_so(tmp_path):
     assert task.residues is None and "no residues" in task.notes[0]
     cfg = config_mod.override(tiny_config(), {"contrastive.residue_none": 1.0})
     assert not training.ContrastiveTask(proj, cfg, CPU).notes  # residues off: nothing to say
+
+
+def test_band_input_norm_ignores_a_steady_colouring():
+    from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 48, 64)
+    colour = torch.linspace(-3, 3, 48)[None, :, None]  # the same offset per band all crop long
+    for norm, invariant in (("band", True), ("crop", False)):
+        enc = TimbreEncoder(EncoderConfig(n_mels=48, channels=4, blocks=2, embedding_dim=8, time_pool=2,
+                                          input_norm=norm)).eval()
+        with torch.no_grad():
+            assert torch.allclose(enc(x), enc(x + colour), atol=1e-5) == invariant
+            assert torch.allclose(enc(x), enc(x + 5.0), atol=1e-5)  # loudness: ignored by both

@@ -22,6 +22,8 @@ ROLES = ("pos", "neg", "none")
 """What a contrastive transformation is: positive view, negative, or off."""
 POSITIVES = ("song", "singer")
 """contrastive.positives: where a crop's positive view comes from."""
+INPUT_NORMS = ("crop", "band")
+"""contrastive.input_norm: what the timbre encoder subtracts from a crop (vocalcli.models.encoder)."""
 RESIDUE_NEGATIVES = ("none", "shared", "own")
 """contrastive.residue_negatives: which band a negative key carries (vocalcli.data.ResiduePlan)."""
 GENDER_FEATURES = ("pitch_cepstral", "pitch", "timbre", "mel")
@@ -145,6 +147,9 @@ class ContrastiveConfig:
     channels: int = opt(16, "conv channels of the encoder's first block (doubled per block, max x4)")
     blocks: int = opt(4, "conv blocks of the encoder; each halves frequency and time")
     time_pool: int = opt(2, "mel frames averaged before the convs (32 ms steps are fine for timbre, 2x cheaper)")
+    input_norm: str = opt("crop", "what the encoder subtracts from a crop: crop = its mean (loudness), band = each "
+                          "mel band's mean over the crop (also a steady colouring, e.g. a band's leftovers)",
+                          choices=INPUT_NORMS)
     positives: str = opt("song", "a crop's positive view: song = another crop of the same song (self-supervised), "
                          "singer = a crop of another song of the same singer (the singer folders as labels; "
                          "vocal evaluate then scores singer-ID only on songs the encoder never trained on)",

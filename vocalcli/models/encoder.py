@@ -29,11 +29,12 @@ class EncoderConfig:
     blocks: int  # each halves frequency and time
     embedding_dim: int
     time_pool: int  # frames averaged before the convs
+    input_norm: str = "crop"  # the one default: what checkpoints from before this setting did
 
     @classmethod
     def from_config(cls, c: ContrastiveConfig, audio: AudioConfig) -> EncoderConfig:
         return cls(n_mels=audio.n_mels, channels=c.channels, blocks=c.blocks, embedding_dim=c.embedding_dim,
-                   time_pool=c.time_pool)
+                   time_pool=c.time_pool, input_norm=c.input_norm)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,7 +78,8 @@ class TimbreEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * chans[-1] * freq, 256), nn.GELU(), nn.Linear(256, cfg.embedding_dim))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = mel - mel.mean(dim=(1, 2), keepdim=True)  # loudness offset is not timbre
+        # loudness offset is not timbre; with "band" neither is a colouring that lasts the whole crop
+        x = mel - mel.mean(dim=2 if self.cfg.input_norm == "band" else (1, 2), keepdim=True)
         if self.cfg.time_pool > 1:
             x = F.avg_pool1d(x, self.cfg.time_pool, ceil_mode=True)
         h = self.blocks(x.unsqueeze(1))  # [B, C, F', T']
