@@ -125,8 +125,11 @@ def fuse(enc: np.ndarray, sig: np.ndarray, we: float, wc: float) -> np.ndarray:
     return join(enc, sig, TimbreConfig(encoder_weight=we, cepstral_weight=wc))
 
 
-def analyse(f: dict[str, np.ndarray], runs: dict[str, dict[str, Path]]) -> dict:
-    """Per fold: every (candidate, weights) scored on seen and unseen voices; the choice made on seen."""
+def analyse(f: dict[str, np.ndarray], runs: dict[str, dict[str, Path]], labelled: set[str] = frozenset()) -> dict:
+    """Per fold: every (candidate, weights) scored on seen and unseen voices; the choice made on seen.
+
+    Candidates in ``labelled`` learned from singer labels: their seen score counts only songs outside the
+    train split, and they are reported but not chosen (an option, not a default)."""
     from vocalcli.evaluate import loo_hits
 
     y = f["singer"]
@@ -141,13 +144,16 @@ def analyse(f: dict[str, np.ndarray], runs: dict[str, dict[str, Path]]) -> dict:
             if fold not in per:
                 continue
             z = np.load(per[fold])
+            seen = ~unseen & ~np.isin(f["ids"], z["trained"]) if name in labelled else ~unseen
             for we, wc in WEIGHTS:
                 hits = loo_hits(fuse(z["enc"], f["sig"], we, wc), y)
-                rows[f"{name} w={we:g}:{wc:g}"] = {"seen": float(hits[~unseen].mean()),
-                                                   "unseen": float(hits[unseen].mean()), "hits": hits}
+                rows[f"{name} w={we:g}:{wc:g}"] = {"seen": float(hits[seen].mean()),
+                                                   "unseen": float(hits[unseen].mean()), "hits": hits,
+                                                   "choosable": name not in labelled}
         if not rows:
             continue
-        best = max(rows, key=lambda k: rows[k]["seen"])  # ties: the first listed (simplest) wins
+        # ties: the first listed (simplest) wins
+        best = max((k for k in rows if rows[k]["choosable"]), key=lambda k: rows[k]["seen"])
         report["folds"][fold] = {"chosen": best, "seen": rows[best]["seen"], "unseen": rows[best]["unseen"],
                                  "mfcc_unseen": float(mfcc[unseen].mean()), "sig_unseen": float(sig[unseen].mean()),
                                  "all": {k: {"seen": v["seen"], "unseen": v["unseen"]} for k, v in rows.items()}}
@@ -190,7 +196,8 @@ def main() -> None:
                 print(f"{fold} {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             if path.exists():
                 runs[name][fold] = path
-    rep = analyse(f, runs)
+    labelled = {name for name, over in cands.items() if over.get("contrastive.positives") == "singer"}
+    rep = analyse(f, runs, labelled)
     print(json.dumps(rep, indent=1))
     print(f"{'fold':>8} {'chosen on the other voices':>32} {'seen':>6} {'unseen':>7} {'MFCC':>6} {'sig.':>6}",
           file=sys.stderr)

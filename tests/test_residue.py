@@ -81,6 +81,31 @@ def test_residues_come_from_other_songs_and_leave_the_crops_alone(proj):
     assert np.isinf(off.residue_db).all()
 
 
+def test_signature_groups_are_mutual_nearest_neighbours():
+    from vocalcli.cepstral import neighbour_groups
+
+    x = np.array([[1, 0], [0.99, 0.1], [0, 1], [0.1, 0.99], [0.75, 0.66]])
+    # 0 and 1 are each other's nearest, as are 2 and 3; 4's nearest (1) prefers 0: 4 stays alone
+    assert neighbour_groups(x).tolist() == [0, 0, 1, 1, 2]
+    assert neighbour_groups(x[:1]).tolist() == [0]
+
+
+def test_signature_positives_pair_mutual_neighbours(proj):
+    from vocalcli import cepstral
+
+    songs = data.split_songs(proj, "train")
+    bank = data.MelBank(songs)
+    groups = training.positive_groups(songs, bank, "signature", 13)
+    sig = np.stack([cepstral.signature(np.asarray(bank.mel(i), np.float32), 13) for i in range(len(songs))])
+    sim = sig @ sig.T
+    np.fill_diagonal(sim, -np.inf)
+    nn = sim.argmax(axis=1)
+    sizes = np.bincount(groups)
+    assert sizes.max() == 2 and set(sizes) <= {1, 2}
+    for i in range(len(songs)):  # paired exactly with its mutual nearest neighbour
+        assert (sizes[groups[i]] == 2) == (nn[nn[i]] == i)
+
+
 def test_singer_positives_come_from_another_song_of_the_singer(proj):
     songs = data.split_songs(proj, "train")
     bank = data.MelBank(songs)
@@ -92,7 +117,8 @@ def test_singer_positives_come_from_another_song_of_the_singer(proj):
     assert torch.equal(ds.batch(1)["views"][1, 0], torch.from_numpy(bank.crops(pos[1, :1], ds.starts[1, 1, :1], 40)[0]))
 
 
-@pytest.mark.parametrize("over", [{}, {"contrastive.positives": "singer"}, {"contrastive.residue_negatives": "own"},
+@pytest.mark.parametrize("over", [{}, {"contrastive.positives": "singer"}, {"contrastive.positives": "signature"},
+                                  {"contrastive.residue_negatives": "own"},
                                   {"contrastive.reverb_none": 0.5}])
 def test_contrastive_trains_with_residues(proj, over):
     cfg = config_mod.override(tiny_config(epochs=1, steps_per_epoch=2), over)

@@ -20,7 +20,7 @@ SEPARATION_METHODS = ("auto", "demucs", "harmonic", "repet", "none")
 """prepare.separate / --separate (vocalcli.separation)."""
 ROLES = ("pos", "neg", "none")
 """What a contrastive transformation is: positive view, negative, or off."""
-POSITIVES = ("song", "singer")
+POSITIVES = ("song", "singer", "signature")
 """contrastive.positives: where a crop's positive view comes from."""
 INPUT_NORMS = ("crop", "band")
 """contrastive.input_norm: what the timbre encoder subtracts from a crop (vocalcli.models.encoder)."""
@@ -151,9 +151,10 @@ class ContrastiveConfig:
                           "mel band's mean over the crop (also a steady colouring, e.g. a band's leftovers)",
                           choices=INPUT_NORMS)
     positives: str = opt("song", "a crop's positive view: song = another crop of the same song (self-supervised), "
-                         "singer = a crop of another song of the same singer (the singer folders as labels; "
-                         "vocal evaluate then scores singer-ID only on songs the encoder never trained on)",
-                         choices=POSITIVES)
+                         "signature = a crop of the song whose cepstral signature is mutually its nearest (no "
+                         "labels; other songs stay self-paired), singer = of another song of the same singer "
+                         "(the singer folders as labels; vocal evaluate then scores singer-ID only on songs "
+                         "the encoder never trained on)", choices=POSITIVES)
     residue_none: float = opt(0.25, "probability that a view gets no borrowed residue (what MR removal took out "
                                     "of another song, stored by prepare); 1 = never borrow")
     residue_db: list = opt([-12.0, 0.0], "dB range of a borrowed residue's level, relative to its level in "

@@ -439,6 +439,21 @@ class Task:
         return f"{self.name} epoch {m['epoch']}: train loss {m['train_loss']:.4f}"
 
 
+def positive_groups(songs: list[data.Song], bank: data.MelBank, positives: str, cepstra: int) -> np.ndarray | None:
+    """[N] group per training song whose members are each other's positives (None = the song itself):
+    its singer (labels), or its cepstral-signature neighbourhood (vocalcli.cepstral.neighbour_groups)."""
+    if positives == "singer":
+        singers = sorted({s.singer for s in songs})
+        return np.array([singers.index(s.singer) for s in songs])
+    if positives == "signature":
+        from vocalcli import cepstral
+
+        sigs = np.stack([cepstral.signature(np.asarray(bank.mel(i), dtype=np.float32), cepstra)
+                         for i in range(len(bank))])
+        return cepstral.neighbour_groups(sigs)
+    return None
+
+
 class ContrastiveTask(Task):
     """Yakura et al.'s self-supervised contrastive learning on mel crops with a MoCo queue.
 
@@ -470,9 +485,7 @@ class ContrastiveTask(Task):
         self.queue_ids = torch.full((c.queue_size,), -1, dtype=torch.long, device=device)
         self.queue_len, self.queue_ptr = 0, 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-        singers = sorted({s.singer for s in self.songs})
-        self.groups = (np.array([singers.index(s.singer) for s in self.songs])
-                       if c.positives == "singer" else None)
+        self.groups = positive_groups(self.songs, self.bank, c.positives, cfg.timbre.cepstra)
         self.residues, self.notes = None, []
         donors = [i for i, s in enumerate(self.songs) if s.residue is not None]
         if c.residue_none < 1 and len(donors) >= 2:
