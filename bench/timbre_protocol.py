@@ -109,7 +109,7 @@ def features(project, out: Path, rows: list[dict[str, str]]) -> dict[str, np.nda
             return {k: z[k] for k in z.files}
     cfg = project.load_config()
     mels = [np.load(project.mel_path(i)).astype(np.float32) for i in ids]
-    sig = np.stack([cepstral.signature(m, cfg.timbre.cepstra) for m in mels])
+    sig = np.stack([cepstral.song_signature(m, cfg.timbre) for m in mels])
     mf = np.stack([mfcc_stats(m) for m in mels])
     mu, sd = zscore_stats(mf)
     f = {"ids": np.array(ids), "singer": np.array([r["singer"] for r in rows]), "sig": sig, "mfcc": (mf - mu) / sd}

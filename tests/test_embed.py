@@ -160,6 +160,29 @@ def test_cepstral_signature_ignores_offset_and_scale_of_each_coefficient():
         cepstral.signature(mel[:10], 13)
 
 
+def test_signature_of_the_loudest_frames_ignores_what_fills_the_rests():
+    """Where the voice rests, a vocal estimate is leftover band; with loud_fraction the signature is the
+    voice's alone, whatever fills the rests (and a louder voice does not change it)."""
+    rng = np.random.default_rng(1)
+    d = _dct_ii(48, 48)
+    voice = d.T @ (rng.normal(size=(48, 1)) * 2 + rng.normal(size=(48, 200)).cumsum(axis=1) * 0.05) + 5.0
+    # quieter bands whose coefficients move together in their own ways
+    rests = [d.T @ (rng.normal(size=(48, 48)) @ rng.normal(size=(48, 200)).cumsum(axis=1) * 0.02) + 1.0
+             for _ in range(2)]
+    songs = [np.hstack([voice, r]) for r in rests]
+    whole = [cepstral.signature(s) for s in songs]
+    assert np.abs(whole[0] - whole[1]).max() > 0.05  # the rests change today's signature
+    loud = [cepstral.signature(s, loud_fraction=0.5) for s in songs]
+    np.testing.assert_allclose(loud[0], cepstral.signature(voice), atol=1e-6)
+    np.testing.assert_allclose(loud[1], loud[0], atol=1e-6)
+    # smoothing keeps the loud/quiet split and the invariance to each coefficient's offset and scale
+    sm = cepstral.signature(songs[0], loud_fraction=0.5, smooth_frames=8)
+    assert sm.shape == (78,) and np.isclose(np.linalg.norm(sm), 1.0)
+    np.testing.assert_allclose(cepstral.signature(songs[0] * 1.5 + 2, loud_fraction=0.5, smooth_frames=8), sm,
+                               atol=1e-5)
+    assert cepstral.signature(songs[0][:, :3], smooth_frames=16).shape == (78,)  # shorter than the window
+
+
 def test_fuse_weights_the_parts():
     from vocalcli.config import TimbreConfig
 

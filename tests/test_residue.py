@@ -12,6 +12,7 @@ from model_fixtures import make_project, tiny_config
 from vocalcli import catalog, data, training, transforms
 from vocalcli import config as config_mod
 from vocalcli import project as project_mod
+from vocalcli.config import TimbreConfig
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -95,8 +96,9 @@ def test_signature_positives_pair_mutual_neighbours(proj):
 
     songs = data.split_songs(proj, "train")
     bank = data.MelBank(songs)
-    groups = training.positive_groups(songs, bank, "signature", 13)
-    sig = np.stack([cepstral.signature(np.asarray(bank.mel(i), np.float32), 13) for i in range(len(songs))])
+    groups = training.positive_groups(songs, bank, "signature", TimbreConfig())
+    sig = np.stack([cepstral.song_signature(np.asarray(bank.mel(i), np.float32), TimbreConfig())
+                    for i in range(len(songs))])
     sim = sig @ sig.T
     np.fill_diagonal(sim, -np.inf)
     nn = sim.argmax(axis=1)

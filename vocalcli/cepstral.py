@@ -17,10 +17,15 @@ from vocalcli.config import TimbreConfig
 from vocalcli.vectors import l2_rows
 
 
-def signature(log_mel: np.ndarray, n_cepstra: int = 13) -> np.ndarray:
+def signature(log_mel: np.ndarray, n_cepstra: int = 13, loud_fraction: float = 1.0,
+              smooth_frames: int = 1) -> np.ndarray:
     """[n_cepstra * (n_cepstra - 1) / 2] float32, L2-normalised: the upper triangle of the correlation
     matrix of cepstral coefficients 0..n_cepstra-1 (DCT of the natural-log mel) over the song's frames.
 
+    ``smooth_frames`` > 1 first averages the coefficients over that many frames: the correlations then
+    follow syllable-rate formant movement, not frame-to-frame leakage of the band. ``loud_fraction`` < 1
+    keeps only the loudest (smoothed) frames of the vocal estimate: where the voice rests, the estimate
+    is mostly what MR removal left of the band. Both measured on band mixes in docs/quality.md.
     A coefficient that never changes (a silent or constant mel) correlates 0 with everything.
     """
     mel = np.asarray(log_mel, dtype=np.float64)
@@ -29,11 +34,27 @@ def signature(log_mel: np.ndarray, n_cepstra: int = 13) -> np.ndarray:
     from scipy.fft import dct
 
     c = dct(mel, type=2, norm="ortho", axis=0)[:n_cepstra]
+    smooth = max(1, min(int(smooth_frames), mel.shape[1]))
+    if loud_fraction < 1.0 or smooth > 1:
+        from scipy.ndimage import uniform_filter1d
+
+        loud = np.logaddexp.reduce(mel, axis=0)  # the frame's log energy
+        if smooth > 1:
+            c = uniform_filter1d(c, smooth, axis=1, mode="nearest")
+            loud = uniform_filter1d(loud, smooth, mode="nearest")
+        if loud_fraction < 1.0:
+            keep = loud >= np.quantile(loud, 1.0 - max(loud_fraction, 1.0 / loud.size))
+            c = c[:, keep]
     c -= c.mean(axis=1, keepdims=True)
     sd = np.sqrt(np.mean(c * c, axis=1))
     c /= np.where(sd > 1e-9, sd, np.inf)[:, None]
     corr = (c @ c.T) / max(c.shape[1], 1)
     return l2_rows(corr[np.triu_indices(n_cepstra, 1)], np.float64).astype(np.float32)
+
+
+def song_signature(log_mel: np.ndarray, cfg: TimbreConfig) -> np.ndarray:
+    """The signature as the song's timbre vector uses it (vocal.yaml ``timbre``)."""
+    return signature(log_mel, cfg.cepstra, cfg.loud_fraction, cfg.smooth_frames)
 
 
 def dim(cfg: TimbreConfig) -> int:
@@ -69,4 +90,5 @@ def fuse(encoder_vec: np.ndarray, sig: np.ndarray, cfg: TimbreConfig) -> np.ndar
 def settings(cfg: TimbreConfig) -> dict[str, float | int]:
     """What embeddings/meta.json records, so embeddings made with other settings are refused."""
     return {"encoder_weight": float(cfg.encoder_weight), "cepstral_weight": float(cfg.cepstral_weight),
-            "cepstra": int(cfg.cepstra)}
+            "cepstra": int(cfg.cepstra), "loud_fraction": float(cfg.loud_fraction),
+            "smooth_frames": int(cfg.smooth_frames)}

@@ -219,6 +219,10 @@ class TimbreConfig:
     cepstral_weight: float = opt(4.0, "weight of the cepstral correlation signature (robust to what MR "
                                       "removal leaves of the accompaniment; 0 = encoder only)")
     cepstra: int = opt(13, "cepstral coefficients whose correlations form the signature")
+    loud_fraction: float = opt(0.5, "the signature uses the loudest fraction of the vocal estimate's frames "
+                                    "(where the voice rests, the estimate is mostly leftover band); 1 = all")
+    smooth_frames: int = opt(16, "frames the cepstra are averaged over before correlating (16 = 0.26 s at "
+                                 "the default hop: syllable-rate formant movement); 1 = none")
 
 
 @dataclass
@@ -402,6 +406,8 @@ def validate(cfg: Config) -> Config:
     need(tb.encoder_weight >= 0 and tb.cepstral_weight >= 0 and tb.encoder_weight + tb.cepstral_weight > 0,
          "timbre.encoder_weight/cepstral_weight", "must be >= 0 and not both 0")
     need(2 <= tb.cepstra <= cfg.audio.n_mels, "timbre.cepstra", f"must be in [2, audio.n_mels = {cfg.audio.n_mels}]")
+    need(0 < tb.loud_fraction <= 1, "timbre.loud_fraction", "must be in (0, 1]")
+    need(tb.smooth_frames >= 1, "timbre.smooth_frames", "must be >= 1")
     md = cfg.melody
     need(md.tempo_prior_bpm > 0 and md.tempo_prior_octaves > 0, "melody.tempo_prior_bpm/tempo_prior_octaves",
          "must be positive")

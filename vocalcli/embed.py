@@ -203,7 +203,7 @@ class Embedder:
             mel = np.asarray(log_mel, dtype=np.float32)
             if mel.ndim != 2 or mel.shape[0] != self.encoder.cfg.n_mels or mel.shape[1] < 1:
                 raise ValueError(f"expected a log-mel [{self.encoder.cfg.n_mels}, frames], got {mel.shape}")
-            sigs.append(cepstral.signature(mel, self.timbre.cepstra))  # the real frames, before any padding
+            sigs.append(cepstral.song_signature(mel, self.timbre))  # the real frames, before any padding
             if mel.shape[1] < self.crop:
                 mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
             mels.append(mel)

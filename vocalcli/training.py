@@ -32,7 +32,7 @@ from torch import nn
 
 from vocalcli import checkpoint, data, losses, transforms
 from vocalcli import project as project_mod
-from vocalcli.config import Config, TrainConfig
+from vocalcli.config import Config, TimbreConfig, TrainConfig
 from vocalcli.device import autocast, resolve_device, seed_everything, tune_for
 from vocalcli.errors import CheckpointError, MissingArtifact
 from vocalcli.models.encoder import EncoderConfig, TimbreEncoder
@@ -439,7 +439,8 @@ class Task:
         return f"{self.name} epoch {m['epoch']}: train loss {m['train_loss']:.4f}"
 
 
-def positive_groups(songs: list[data.Song], bank: data.MelBank, positives: str, cepstra: int) -> np.ndarray | None:
+def positive_groups(songs: list[data.Song], bank: data.MelBank, positives: str,
+                    timbre: TimbreConfig) -> np.ndarray | None:
     """[N] group per training song whose members are each other's positives (None = the song itself):
     its singer (labels), or its cepstral-signature neighbourhood (vocalcli.cepstral.neighbour_groups)."""
     if positives == "singer":
@@ -448,7 +449,7 @@ def positive_groups(songs: list[data.Song], bank: data.MelBank, positives: str, 
     if positives == "signature":
         from vocalcli import cepstral
 
-        sigs = np.stack([cepstral.signature(np.asarray(bank.mel(i), dtype=np.float32), cepstra)
+        sigs = np.stack([cepstral.song_signature(np.asarray(bank.mel(i), dtype=np.float32), timbre)
                          for i in range(len(bank))])
         return cepstral.neighbour_groups(sigs)
     return None
@@ -485,7 +486,7 @@ class ContrastiveTask(Task):
         self.queue_ids = torch.full((c.queue_size,), -1, dtype=torch.long, device=device)
         self.queue_len, self.queue_ptr = 0, 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.groups = positive_groups(self.songs, self.bank, c.positives, cfg.timbre.cepstra)
+        self.groups = positive_groups(self.songs, self.bank, c.positives, cfg.timbre)
         self.residues, self.notes = None, []
         donors = [i for i, s in enumerate(self.songs) if s.residue is not None]
         if c.residue_none < 1 and len(donors) >= 2:
