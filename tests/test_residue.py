@@ -150,3 +150,5 @@ def test_band_input_norm_ignores_a_steady_colouring():
         with torch.no_grad():
             assert torch.allclose(enc(x), enc(x + colour), atol=1e-5) == invariant
             assert torch.allclose(enc(x), enc(x + 5.0), atol=1e-5)  # loudness: ignored by both
+    old = {"n_mels": 48, "channels": 4, "blocks": 2, "embedding_dim": 8, "time_pool": 2}  # before input_norm
+    assert EncoderConfig.from_checkpoint(old).input_norm == "crop"

@@ -43,7 +43,9 @@ class TaskSpec:
     def build_model(self, model_config: Any) -> Any:
         """The nn.Module from a model config (a dict as stored in a checkpoint, or the dataclass)."""
         if isinstance(model_config, dict):
-            model_config = _load(self.model_config)(**model_config)
+            cls = _load(self.model_config)
+            model_config = (cls.from_checkpoint(model_config) if hasattr(cls, "from_checkpoint")
+                            else cls(**model_config))
         return _load(self.model)(model_config)
 
     def trainer_class(self) -> Any:

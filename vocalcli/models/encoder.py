@@ -29,7 +29,12 @@ class EncoderConfig:
     blocks: int  # each halves frequency and time
     embedding_dim: int
     time_pool: int  # frames averaged before the convs
-    input_norm: str = "crop"  # the one default: what checkpoints from before this setting did
+    input_norm: str
+
+    @classmethod
+    def from_checkpoint(cls, stored: dict) -> EncoderConfig:
+        """A stored config; checkpoints from before ``input_norm`` existed subtracted the crop mean."""
+        return cls(**{"input_norm": "crop", **stored})
 
     @classmethod
     def from_config(cls, c: ContrastiveConfig, audio: AudioConfig) -> EncoderConfig:
