@@ -221,6 +221,8 @@ def test_prepare_with_demucs_runs_it_on_the_window_at_its_own_rate(tiny_project:
     assert seen == [(2, 3 * 44100)] * 2  # the 1-4 s window of a 22.05 kHz mono file, as 44.1 kHz stereo
     mel = np.load(tiny_project / ok[0]["mel"])
     assert mel.shape == (48, 188) and np.isfinite(mel.astype(np.float32)).all()
+    res = np.load(tiny_project / ok[0]["residue"])  # what demucs took away, at the mel's rate
+    assert res.shape == mel.shape and np.isfinite(res.astype(np.float32)).all()
 
 
 def test_auto_says_how_long_demucs_would_take_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

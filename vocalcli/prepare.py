@@ -663,7 +663,7 @@ def prepare_files(
                 _run_demucs(jobs, bases, _Inline(), dev, record)
             else:
                 with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
-                                         initializer=_init_worker) as pool:
+                                         initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                     _run_demucs(jobs, bases, pool, dev, record)
         elif n_workers == 1 or len(jobs) <= 1:
             for job, (_, base) in zip(jobs, todo, strict=True):
@@ -678,7 +678,8 @@ def prepare_files(
                     record(base, result)
             except BaseException:  # Ctrl-C, SIGTERM, a full disk: no worker may outlive this call
                 _stop_workers(pool)
-                project_mod.sweep_temps(proj.mels)  # what the stopped workers were writing
+                for folder in (proj.mels, proj.residues):  # what the stopped workers were writing
+                    project_mod.sweep_temps(folder)
                 raise
             pool.shutdown()
     finally:

@@ -51,9 +51,13 @@ class Project:
     def mel_path(self, song_id: str) -> Path:
         return self.mels / f"{song_id}.npy"
 
+    @property
+    def residues(self) -> Path:
+        return self.root / "residues"
+
     def residue_path(self, song_id: str) -> Path:
         """residues/<id>.npy: log-mel of what MR removal took away (mixture minus vocal estimate)."""
-        return self.root / "residues" / f"{song_id}.npy"
+        return self.residues / f"{song_id}.npy"
 
     @property
     def prepare_info(self) -> Path:
