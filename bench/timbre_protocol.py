@@ -152,12 +152,15 @@ def analyse(f: dict[str, np.ndarray], runs: dict[str, dict[str, Path]], labelled
                                                    "choosable": name not in labelled}
         if not rows:
             continue
-        # ties: the first listed (simplest) wins
-        best = max((k for k in rows if rows[k]["choosable"]), key=lambda k: rows[k]["seen"])
-        report["folds"][fold] = {"chosen": best, "seen": rows[best]["seen"], "unseen": rows[best]["unseen"],
+        # ties: the first listed (simplest) wins; label-trained candidates are reported, never chosen
+        choosable = [k for k in rows if rows[k]["choosable"]]
+        best = max(choosable, key=lambda k: rows[k]["seen"]) if choosable else None
+        report["folds"][fold] = {"chosen": best, "seen": rows[best]["seen"] if best else float("nan"),
+                                 "unseen": rows[best]["unseen"] if best else float("nan"),
                                  "mfcc_unseen": float(mfcc[unseen].mean()), "sig_unseen": float(sig[unseen].mean()),
                                  "all": {k: {"seen": v["seen"], "unseen": v["unseen"]} for k, v in rows.items()}}
-        pooled.setdefault("chosen", []).append(rows[best]["hits"][unseen])
+        if best:
+            pooled.setdefault("chosen", []).append(rows[best]["hits"][unseen])
         for k, v in rows.items():
             pooled.setdefault(k, []).append(v["hits"][unseen])
     report["pooled_unseen"] = {k: float(np.concatenate(v).mean()) for k, v in pooled.items()
@@ -202,7 +205,7 @@ def main() -> None:
     print(f"{'fold':>8} {'chosen on the other voices':>32} {'seen':>6} {'unseen':>7} {'MFCC':>6} {'sig.':>6}",
           file=sys.stderr)
     for fold, r in rep["folds"].items():
-        print(f"{fold:>8} {r['chosen']:>32} {r['seen']:6.2f} {r['unseen']:7.2f} {r['mfcc_unseen']:6.2f} "
+        print(f"{fold:>8} {r['chosen'] or '-':>32} {r['seen']:6.2f} {r['unseen']:7.2f} {r['mfcc_unseen']:6.2f} "
               f"{r['sig_unseen']:6.2f}", file=sys.stderr)
 
 

@@ -1,0 +1,76 @@
+"""Choose the cepstral signature's frame settings on some voices, measure them on the one left out.
+
+The signature (vocalcli/cepstral.py) is training-free, so every setting of (timbre.loud_fraction,
+timbre.smooth_frames) is scored at once by 1-NN leave-one-out singer-ID over every song of each project
+(vocalcli.evaluate's ``loo_hits``). For every singer S: the setting with the best mean score over the
+projects on the *other* singers' songs is chosen, and scored on S's songs. One setting for all projects
+(a default has to serve stems, mixtures and band mixes alike).
+
+    python bench/signature_grid.py PROJECT [PROJECT ...]      # e.g. stems, mixtures, band mixes
+
+Prints, per project: today's setting (all frames, no smoothing), the default's score on every voice,
+the mean score on the voices each fold's choice was made on ("chosen on") and the pooled score on the
+voices it was not ("not chosen on"), and MFCC mean+std in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GRID = [(q, s) for q in (1.0, 0.7, 0.5, 0.3) for s in (1, 4, 8, 16)]
+"""(loud_fraction, smooth_frames) tried; (1.0, 1) is the signature before these settings existed."""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("projects", nargs="+", type=Path, help="prepared projects (every 'ok' catalog song is used)")
+    a = ap.parse_args()
+
+    from vocalcli import catalog, cepstral
+    from vocalcli import project as project_mod
+    from vocalcli.config import TimbreConfig
+    from vocalcli.evaluate import loo_hits, mfcc_stats, zscore_stats
+
+    default = TimbreConfig()
+    hits: dict[str, dict[tuple[float, int], np.ndarray]] = {}
+    labels: dict[str, np.ndarray] = {}
+    mfcc: dict[str, float] = {}
+    for path in a.projects:
+        proj = project_mod.Project(path.resolve())
+        rows = [r for r in catalog.ok_rows(proj) if r.get("singer")]
+        mels = [np.load(proj.root / r["mel"]).astype(np.float32) for r in rows]
+        y = np.array([r["singer"] for r in rows])
+        name = str(path)
+        labels[name] = y
+        hits[name] = {(q, s): loo_hits(np.stack([cepstral.signature(m, default.cepstra, q, s) for m in mels]), y)
+                      for q, s in GRID}
+        mf = np.stack([mfcc_stats(m) for m in mels])
+        mu, sd = zscore_stats(mf)
+        mfcc[name] = float(loo_hits((mf - mu) / sd, y).mean())
+    singers = sorted(set.intersection(*(set(v.tolist()) for v in labels.values())))
+    chosen_on: dict[str, list[float]] = {n: [] for n in hits}
+    not_chosen_on: dict[str, list[np.ndarray]] = {n: [] for n in hits}
+    for fold in singers:
+        def score(g: tuple[float, int], fold: str = fold) -> float:
+            return float(np.mean([hits[n][g][labels[n] != fold].mean() for n in hits]))
+
+        best = max(GRID, key=score)  # ties: the first listed (all frames, no smoothing first)
+        print(f"{fold}: chosen on the others loud_fraction={best[0]:g} smooth_frames={best[1]}")
+        for n in hits:
+            chosen_on[n].append(float(hits[n][best][labels[n] != fold].mean()))
+            not_chosen_on[n].append(hits[n][best][labels[n] == fold])
+    key = (default.loud_fraction, default.smooth_frames)
+    print(f"\n{'project':40s} {'today':>6s} {'default':>8s} {'chosen on':>10s} {'not chosen on':>14s} {'MFCC':>6s}")
+    for n in hits:
+        print(f"{n:40s} {hits[n][(1.0, 1)].mean():6.3f} {hits[n][key].mean():8.3f} {np.mean(chosen_on[n]):10.3f} "
+              f"{np.concatenate(not_chosen_on[n]).mean():14.3f} {mfcc[n]:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
