@@ -190,7 +190,7 @@ def main() -> None:
     print(f"  naive / vocal prepare: {nv[0] / vp[0]:.2f}x wall, {nv[1] / vp[1]:.2f}x CPU")
 
     # the residue mel (what separation took away) that the timbre encoder trains on: its cost per song
-    res_on = override(Config(), {"prepare.separate": "harmonic"})
+    res_on = override(Config(), {"prepare.separate": "harmonic", "prepare.residue": True})
     res_off = override(res_on, {"prepare.residue": False})
     t_on, t_off = [], []
     for _ in range(args.rounds):

@@ -213,6 +213,7 @@ def test_prepare_with_demucs_runs_it_on_the_window_at_its_own_rate(tiny_project:
     monkeypatch.setattr(separation, "demucs_vocals", spy)
     songs = make_songs(tmp_path / "songs", singers=1, songs=2)
     (songs / "singer0" / "short.flac").write_bytes((songs / "singer0" / "song0.flac").read_bytes()[:2000])
+    _keep_residues(tiny_project)
     r = run("prepare", str(songs), "-p", str(tiny_project), "--separate", "demucs", "--device", "cpu", "-w", workers)
     assert r.exit_code == 1, r.output  # the truncated file fails; the others do not
     rows = catalog(tiny_project)
@@ -273,6 +274,12 @@ def test_prepare_gpu_without_cuda_is_a_clear_error(tiny_project: Path, tmp_path:
     assert r.exit_code != 0 and "CUDA was requested" in r.output
 
 
+def _keep_residues(project: Path) -> None:
+    """prepare.residue: true in the project's vocal.yaml (off by default)."""
+    yaml = project / "vocal.yaml"
+    yaml.write_text(yaml.read_text().replace("prepare:\n", "prepare:\n  residue: true\n"))
+
+
 def test_residue_is_what_separation_took_away(tiny_project: Path, tmp_path: Path) -> None:
     """With MR removal, prepare also stores the residue mel; vocal + residue powers give the mixture's mel."""
     from vocalcli import audio
@@ -285,6 +292,7 @@ def test_residue_is_what_separation_took_away(tiny_project: Path, tmp_path: Path
     band = 0.2 * np.sin(2 * np.pi * 97.0 * t) + 0.1 * np.sin(2 * np.pi * 1234.0 * t)  # a steady organ
     mix = (voice(5, sr, f0=330) + band).astype(np.float32)
     sf.write(songs / "a" / "s.wav", mix, sr)
+    _keep_residues(tiny_project)
     r = run("prepare", str(songs), "-p", str(tiny_project), "--separate", "harmonic", "--json")
     assert r.exit_code == 0, r.output
     row = catalog(tiny_project)["a/s.wav"]

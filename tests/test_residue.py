@@ -132,7 +132,9 @@ def test_contrastive_trains_with_residues(proj, over):
 
 def test_without_stored_residues_training_says_so(tmp_path):
     proj = make_project(tmp_path / "p")  # prepared with --separate none: no residues
-    task = training.ContrastiveTask(proj, tiny_config(), CPU)
+    assert not training.ContrastiveTask(proj, tiny_config(), CPU).notes  # the default: none asked for
+    asked = config_mod.override(tiny_config(), {"prepare.residue": True})
+    task = training.ContrastiveTask(proj, asked, CPU)
     assert task.residues is None and "no residues" in task.notes[0]
     cfg = config_mod.override(tiny_config(), {"contrastive.residue_none": 1.0})
     assert not training.ContrastiveTask(proj, cfg, CPU).notes  # residues off: nothing to say

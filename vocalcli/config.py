@@ -72,8 +72,9 @@ class PrepareConfig:
     )
     workers: int = opt(0, "parallel processes; 0 = number of CPUs")
     silence_db: float = opt(-60.0, "dBFS; a window whose RMS is below this is 'silent'")
-    residue: bool = opt(True, "also store the residue mel (mixture minus vocal estimate, residues/) when MR "
-                              "removal runs: the timbre encoder trains to ignore it (contrastive.residue_*)")
+    residue: bool = opt(False, "also store the residue mel (mixture minus vocal estimate, residues/) when MR "
+                               "removal runs, for train-contrastive to lay other songs' residues over its views "
+                               "(contrastive.residue_*); off: neutral on the corpus, twice the disk (docs/quality.md)")
 
 
 @dataclass

@@ -493,7 +493,7 @@ class ContrastiveTask(Task):
             bank = data.MelBank([dataclasses.replace(self.songs[i], path=self.songs[i].residue) for i in donors])
             self.residues = data.ResiduePlan(bank, np.array(donors), c.residue_none,
                                              (float(c.residue_db[0]), float(c.residue_db[1])), c.residue_negatives)
-        elif c.residue_none < 1:
+        elif c.residue_none < 1 and cfg.prepare.residue:
             self.notes.append("no residues stored for the training songs (prepared with --separate none, or "
                               "before prepare kept them: run 'vocal prepare SONGS_DIR' again): training without "
                               "borrowed residues")
