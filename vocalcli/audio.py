@@ -278,3 +278,19 @@ def fit_frames(mel: np.ndarray, n_frames: int) -> np.ndarray:
     if mel.shape[1] >= n_frames:
         return mel[:, :n_frames]
     return np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])), mode="edge")
+
+
+def warm_librosa_cache() -> None:
+    """Compile librosa's numba kernels in this process before it starts workers that use librosa.
+
+    librosa caches its numba kernels on disk (``cache=True``), and numba's cache is not safe against
+    several processes writing it at once: on a fresh install, the first ``prepare -w 2`` left an index
+    that pointed at another process's machine code, and ``chroma_stft`` in a later ``vocal evaluate``
+    segfaulted. Written once here, the workers only read it.
+    """
+    import librosa
+
+    librosa.util.localmax(np.zeros((3, 2), dtype=np.float32))  # imports librosa.util.utils: eager kernels
+    y = np.zeros(2048, dtype=np.float32)
+    librosa.istft(librosa.stft(y, n_fft=512), n_fft=512, length=y.size)  # the lazy ones workers call
+

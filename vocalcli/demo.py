@@ -59,6 +59,9 @@ def write_library(songs_dir: Path, size: DemoSize, workers: int, seed: int = 0) 
     if workers > 1:
         import multiprocessing as mp
 
+        from vocalcli.audio import warm_librosa_cache
+
+        warm_librosa_cache()
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             list(pool.map(_synth_one, plan.jobs))
     else:

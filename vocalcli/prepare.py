@@ -27,7 +27,7 @@ import numpy as np
 
 from vocalcli import catalog
 from vocalcli import project as project_mod
-from vocalcli.audio import AUDIO_EXTENSIONS
+from vocalcli.audio import AUDIO_EXTENSIONS, warm_librosa_cache
 from vocalcli.config import AudioConfig, Config
 from vocalcli.errors import AudioError, ConfigError, VocalError
 
@@ -662,6 +662,7 @@ def prepare_files(
             if n_workers == 1:
                 _run_demucs(jobs, bases, _Inline(), dev, record)
             else:
+                warm_librosa_cache()
                 with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
                                          initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                     _run_demucs(jobs, bases, pool, dev, record)
@@ -671,6 +672,7 @@ def prepare_files(
         else:
             import multiprocessing as mp
 
+            warm_librosa_cache()
             pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                        initargs=(os.getpid(),))
             try:
