@@ -284,9 +284,11 @@ def warm_librosa_cache() -> None:
     """Compile librosa's numba kernels in this process before it starts workers that use librosa.
 
     librosa caches its numba kernels on disk (``cache=True``), and numba's cache is not safe against
-    several processes writing it at once: on a fresh install, the first ``prepare -w 2`` left an index
-    that pointed at another process's machine code, and ``chroma_stft`` in a later ``vocal evaluate``
-    segfaulted. Written once here, the workers only read it.
+    several processes writing it at once: on a fresh install, the demo's synthesis workers
+    (librosa.stft/istft) left an index that pointed at another process's machine code, and
+    ``chroma_stft`` in the demo's ``vocal evaluate`` segfaulted. Written once here, the workers only read
+    it. Only where workers do use librosa (the demo's synthesis, REPET separation): the others never
+    import it, and the import alone costs ~1 s.
     """
     import librosa
 

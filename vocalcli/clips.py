@@ -245,7 +245,8 @@ def write_clips(project: project_mod.Project, cfg: Config, rows: Sequence[dict[s
 
             from vocalcli.audio import warm_librosa_cache
 
-            warm_librosa_cache()
+            if any(job.separation == "repet" for job, _ in todo):  # the one separator that runs librosa
+                warm_librosa_cache()
             with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
                 results = pool.map(write_clip_pair, [j for j, _ in todo], chunksize=4)
                 for i, ((job, key), res) in enumerate(zip(todo, results, strict=True)):

@@ -662,7 +662,6 @@ def prepare_files(
             if n_workers == 1:
                 _run_demucs(jobs, bases, _Inline(), dev, record)
             else:
-                warm_librosa_cache()
                 with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
                                          initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                     _run_demucs(jobs, bases, pool, dev, record)
@@ -672,7 +671,8 @@ def prepare_files(
         else:
             import multiprocessing as mp
 
-            warm_librosa_cache()
+            if method == "repet":  # the one separator that runs librosa in the workers
+                warm_librosa_cache()
             pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                        initargs=(os.getpid(),))
             try:
