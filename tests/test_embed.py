@@ -79,22 +79,17 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
         load_embeddings(p)
     embed_project(p, cfg, device="cpu")
     assert load_embeddings(p).meta["n"] == 20
-    # so does another timbre join in vocal.yaml
-    changed = dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, cepstral_weight=0.0))
-    project_mod.write_text(p.config_path, config_mod.to_yaml(changed))
-    try:
-        with pytest.raises(StaleArtifact, match="timbre settings"):
-            load_embeddings(p)
-    finally:
-        project_mod.write_text(p.config_path, config_mod.to_yaml(cfg))
-    # and another way of finding the melody's beat
-    changed = dataclasses.replace(cfg, melody=dataclasses.replace(cfg.melody, tempo_prior_bpm=120.0))
-    project_mod.write_text(p.config_path, config_mod.to_yaml(changed))
-    try:
-        with pytest.raises(StaleArtifact, match="melody settings.*vocal embed"):
-            load_embeddings(p)
-    finally:
-        project_mod.write_text(p.config_path, config_mod.to_yaml(cfg))
+    # so does another timbre join in vocal.yaml, and another way of finding the melody's beat
+    for changed, match in (
+            (dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, cepstral_weight=0.0)), "timbre settings"),
+            (dataclasses.replace(cfg, melody=dataclasses.replace(cfg.melody, tempo_prior_bpm=120.0)),
+             "melody settings.*vocal embed")):
+        project_mod.write_text(p.config_path, config_mod.to_yaml(changed))
+        try:
+            with pytest.raises(StaleArtifact, match=match):
+                load_embeddings(p)
+        finally:
+            project_mod.write_text(p.config_path, config_mod.to_yaml(cfg))
 
 
 def _dct_ii(n_in: int, n_out: int) -> np.ndarray:

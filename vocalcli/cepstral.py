@@ -35,16 +35,15 @@ def signature(log_mel: np.ndarray, n_cepstra: int = 13, loud_fraction: float = 1
 
     c = dct(mel, type=2, norm="ortho", axis=0)[:n_cepstra]
     smooth = max(1, min(int(smooth_frames), mel.shape[1]))
-    if loud_fraction < 1.0 or smooth > 1:
-        from scipy.ndimage import uniform_filter1d
+    from scipy.ndimage import uniform_filter1d
 
-        loud = np.logaddexp.reduce(mel, axis=0)  # the frame's log energy
+    if smooth > 1:
+        c = uniform_filter1d(c, smooth, axis=1, mode="nearest")
+    if loud_fraction < 1.0:
+        loud = np.logaddexp.reduce(mel, axis=0)  # the frame's log energy, smoothed like the cepstra
         if smooth > 1:
-            c = uniform_filter1d(c, smooth, axis=1, mode="nearest")
             loud = uniform_filter1d(loud, smooth, mode="nearest")
-        if loud_fraction < 1.0:
-            keep = loud >= np.quantile(loud, 1.0 - max(loud_fraction, 1.0 / loud.size))
-            c = c[:, keep]
+        c = c[:, loud >= np.quantile(loud, 1.0 - max(loud_fraction, 1.0 / loud.size))]
     c -= c.mean(axis=1, keepdims=True)
     sd = np.sqrt(np.mean(c * c, axis=1))
     c /= np.where(sd > 1e-9, sd, np.inf)[:, None]
