@@ -1,0 +1,154 @@
+"""Per-song CPU time of prepare and embed: this working tree against an older commit, in the same run.
+
+    python bench/per_song_vs_rev.py --base REV [--songs-dir DIR] [--n 4] [--rounds 3]
+
+Issue 9's guard ("no slower than before by more than 1.5x per song in prepare/embed") needs the old
+code timed next to the new on the same files and the same machine: absolute times on a shared box
+drift more than the effect. REV is checked out into a temporary git worktree; both trees then run the
+same driver in child processes, interleaved round by round (best round kept), one thread each:
+
+- prepare: ``prepare.prepare_query`` on each file, the very pipeline `vocal prepare` runs per song
+  (decode the window, mono, 16 kHz, MR removal with the project's method, pitch track, 48-band mel);
+- embed: ``embed.Embedder.embed`` on each of those mels (timbre crops through the encoder, the cepstral
+  signature, the TCAE latent and the melody vector from its beat).
+
+REV must have bench/seedproject.py (408e910, the last commit before issue 9's changes, or later). The
+checkpoints are made once by the *old* tree (untrained, full-size models: speed does not depend on
+the weights) because a newer tree loads older checkpoints, not the other way round. Files: N band mixes
+from the shared corpus when ``--songs-dir`` is given or /work/data/corpus-band/mixtures exists, else
+2:40 songs synthesized by the old tree. Prints CPU seconds per song for each tree and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_SETUP = r"""
+import sys
+from pathlib import Path
+tree, proj_dir, songs_out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+sys.path[:0] = [tree, tree + "/bench"]
+import seedproject
+from vocalcli import config as config_mod, training
+proj = seedproject.build(proj_dir, 2, 4, workers=1)
+cfg = config_mod.override(proj.load_config(), {"contrastive.train.epochs": 0, "tcae.train.epochs": 0,
+                                               "prepare.separate": "harmonic"})
+for task in ("contrastive", "tcae"):
+    training.train(task, proj, cfg, "cpu")
+if songs_out.name != "-":
+    from vocalcli import synth
+    synth.make_library(songs_out, n_singers=2, songs_per_singer=int(sys.argv[4]) // 2 + 1, seconds=160.0)
+"""
+
+_DRIVER = r"""
+import json, sys, time
+from pathlib import Path
+tree, proj_dir, files = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+sys.path.insert(0, tree)
+import torch
+torch.set_num_threads(1)
+from vocalcli import project as project_mod
+from vocalcli.embed import Embedder
+from vocalcli.prepare import prepare_query
+proj = project_mod.Project(proj_dir)
+cfg = proj.load_config()
+emb = Embedder.from_project(proj, "cpu")
+mel, _ = prepare_query(files[0], cfg, "harmonic")  # warm-up: imports, caches, first-call costs
+emb.embed(mel)
+prep, embed = [], []
+for f in files:
+    t = time.process_time()
+    mel, _ = prepare_query(f, cfg, "harmonic")
+    prep.append(time.process_time() - t)
+    t = time.process_time()
+    emb.embed(mel)
+    embed.append(time.process_time() - t)
+print(json.dumps({"prepare": sum(prep) / len(prep), "embed": sum(embed) / len(embed)}))
+"""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _files(songs_dir: Path | None, n: int, synth_dir: Path) -> list[str]:
+    root = songs_dir or Path("/work/data/corpus-band/mixtures")
+    found = sorted(p for p in root.glob("*/*") if p.suffix.lower() in {".flac", ".wav", ".mp3", ".ogg"})
+    if not found:
+        found = sorted(synth_dir.glob("**/*.flac")) + sorted(synth_dir.glob("**/*.wav"))
+    by_singer: dict[str, list[Path]] = {}
+    for p in found:
+        by_singer.setdefault(p.parent.name, []).append(p)
+    picked: list[str] = []
+    queues = list(by_singer.values())
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(str(q.pop(0)))
+    return picked
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True, help="the older commit to compare with (e.g. 408e910)")
+    ap.add_argument("--songs-dir", type=Path, help="songs/<singer>/<song> to time (default: see above)")
+    ap.add_argument("--n", type=int, default=4, help="songs timed per round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each tree is kept")
+    a = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="vocal-vs-rev-"))
+    base_tree = tmp / "base"
+    try:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base_tree), a.base],
+                       check=True)
+        have_corpus = a.songs_dir is not None or Path("/work/data/corpus-band/mixtures").is_dir()
+        synth_dir = tmp / "songs"
+        subprocess.run([sys.executable, "-c", _SETUP, str(base_tree), str(tmp / "proj"),
+                        "-" if have_corpus else str(synth_dir), str(a.n)], check=True, env=_env(),
+                       stdout=subprocess.DEVNULL)
+        files = _files(a.songs_dir, a.n, synth_dir)
+        if not files:
+            print("no songs found to time", file=sys.stderr)
+            return 2
+        best: dict[str, dict[str, float]] = {}
+        for r in range(a.rounds):
+            for name, tree in (("base", base_tree), ("this tree", ROOT)):
+                run = subprocess.run([sys.executable, "-c", _DRIVER, str(tree), str(tmp / "proj"), *files],
+                                     env=_env(), capture_output=True, text=True)
+                if run.returncode != 0:
+                    print(f"the {name} driver failed:\n{run.stderr[-3000:]}", file=sys.stderr)
+                    return 1
+                got = json.loads(run.stdout.strip().splitlines()[-1])
+                for step, s in got.items():
+                    best.setdefault(name, {})[step] = min(best.get(name, {}).get(step, float("inf")), s)
+                print(f"round {r + 1} {name:9s} " + "  ".join(f"{k} {v:.3f} s" for k, v in got.items()),
+                      flush=True)
+        rev = subprocess.run(["git", "-C", str(base_tree), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        print(f"\nCPU seconds per song, best of {a.rounds} rounds, {len(files)} songs, one thread")
+        print(f"{'step':8s} {'base ' + rev:>14s} {'this tree':>10s} {'ratio':>7s}")
+        for step in ("prepare", "embed"):
+            b, t = best["base"][step], best["this tree"][step]
+            print(f"{step:8s} {b:14.3f} {t:10.3f} {t / b:6.2f}x")
+        return 0
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
