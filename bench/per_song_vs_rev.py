@@ -109,6 +109,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each tree is kept")
     a = ap.parse_args()
 
+    known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", f"{a.base}^{{commit}}"],
+                           capture_output=True, text=True)
+    if known.returncode != 0:
+        print(f"--base {a.base}: not a commit of {ROOT} (see 'git log --oneline')", file=sys.stderr)
+        return 2
+    if not (subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{a.base}:bench/seedproject.py"],
+                           capture_output=True).returncode == 0):
+        print(f"--base {a.base}: has no bench/seedproject.py; use 408e910 or a later commit", file=sys.stderr)
+        return 2
     tmp = Path(tempfile.mkdtemp(prefix="vocal-vs-rev-"))
     base_tree = tmp / "base"
     try:
