@@ -93,6 +93,17 @@ def test_bad_inputs_each_get_a_status(tiny_project: Path, tmp_path: Path) -> Non
     assert not list((tiny_project / "mels").glob("*.tmp"))
 
 
+@pytest.mark.parametrize(("method", "warmed"), [("harmonic", False), ("repet", True)])
+def test_worker_pool_warms_librosa_only_for_a_separator_that_runs_it(tiny_project: Path, tmp_path: Path,
+                                                                     monkeypatch, method: str, warmed: bool) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(prep, "warm_librosa_cache", lambda: calls.append(1))
+    songs = make_songs(tmp_path / "songs", singers=1, songs=2)
+    r = run("prepare", str(songs), "-p", str(tiny_project), "--separate", method, "-w", "2")
+    assert r.exit_code == 0, r.output
+    assert bool(calls) is warmed
+
+
 def test_workers_two_equals_one_and_shards_union(tiny_project: Path, tmp_path: Path) -> None:
     songs = make_songs(tmp_path / "songs", singers=2, songs=3)
     one = tmp_path / "one"

@@ -295,4 +295,3 @@ def warm_librosa_cache() -> None:
     librosa.util.localmax(np.zeros((3, 2), dtype=np.float32))  # imports librosa.util.utils: eager kernels
     y = np.zeros(2048, dtype=np.float32)
     librosa.istft(librosa.stft(y, n_fft=512), n_fft=512, length=y.size)  # the lazy ones workers call
-

@@ -244,8 +244,9 @@ def write_clips(project: project_mod.Project, cfg: Config, rows: Sequence[dict[s
             import multiprocessing as mp
 
             from vocalcli.audio import warm_librosa_cache
+            from vocalcli.separation import RUNS_LIBROSA
 
-            if any(job.separation == "repet" for job, _ in todo):  # the one separator that runs librosa
+            if any(job.separation in RUNS_LIBROSA for job, _ in todo):
                 warm_librosa_cache()
             with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
                 results = pool.map(write_clip_pair, [j for j, _ in todo], chunksize=4)

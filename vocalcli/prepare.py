@@ -671,7 +671,9 @@ def prepare_files(
         else:
             import multiprocessing as mp
 
-            if method == "repet":  # the one separator that runs librosa in the workers
+            from vocalcli.separation import RUNS_LIBROSA
+
+            if method in RUNS_LIBROSA:
                 warm_librosa_cache()
             pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                        initargs=(os.getpid(),))

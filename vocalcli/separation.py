@@ -39,6 +39,9 @@ from vocalcli.errors import VocalError
 
 METHODS = SEPARATION_METHODS
 """Values of ``prepare.separate`` / ``--separate``."""
+RUNS_LIBROSA = ("repet",)
+"""Methods whose worker processes call librosa: a pool running them warms librosa's numba cache first
+(vocalcli.audio.warm_librosa_cache); the others never import librosa."""
 
 DEMUCS_MODEL = "htdemucs"
 DEMUCS_SIG = "955717e8"  # the single model of the htdemucs bag (demucs/remote/htdemucs.yaml)
