@@ -46,6 +46,7 @@ def main() -> None:
     from vocalcli.evaluate import loo_hits, mfcc_stats, zscore_stats
 
     default = TimbreConfig()
+    key = (default.loud_fraction, default.smooth_frames)  # one of GRID
     hits: dict[str, dict[tuple[float, int], np.ndarray]] = {}
     labels: dict[str, np.ndarray] = {}
     mfcc: dict[str, float] = {}
@@ -57,15 +58,13 @@ def main() -> None:
         y = np.array([r["singer"] for r in rows])
         name = str(path)
         labels[name] = y
-        hits[name] = {(q, s): loo_hits(np.stack([cepstral.signature(m, default.cepstra, q, s) for m in mels]), y)
-                      for q, s in GRID}
+        sigs = {(q, s): np.stack([cepstral.signature(m, default.cepstra, q, s) for m in mels]) for q, s in GRID}
+        hits[name] = {g: loo_hits(x, y) for g, x in sigs.items()}
         mf = np.stack([mfcc_stats(m) for m in mels])
         mu, sd = zscore_stats(mf)
         mfcc[name] = float(loo_hits((mf - mu) / sd, y).mean())
         if a.per_singer:
-            feats[name] = {"today": np.stack([cepstral.signature(m, default.cepstra) for m in mels]),
-                           "default": np.stack([cepstral.song_signature(m, default) for m in mels]),
-                           "MFCC": mf}
+            feats[name] = {"today": sigs[(1.0, 1)], "default": sigs[key], "MFCC": mf}
     singers = sorted(set.intersection(*(set(v.tolist()) for v in labels.values())))
     chosen_on: dict[str, list[float]] = {n: [] for n in hits}
     not_chosen_on: dict[str, list[np.ndarray]] = {n: [] for n in hits}
@@ -78,7 +77,6 @@ def main() -> None:
         for n in hits:
             chosen_on[n].append(float(hits[n][best][labels[n] != fold].mean()))
             not_chosen_on[n].append(hits[n][best][labels[n] == fold])
-    key = (default.loud_fraction, default.smooth_frames)
     print(f"\n{'project':40s} {'today':>6s} {'default':>8s} {'chosen on':>10s} {'not chosen on':>14s} {'MFCC':>6s}")
     for n in hits:
         print(f"{n:40s} {hits[n][(1.0, 1)].mean():6.3f} {hits[n][key].mean():8.3f} {np.mean(chosen_on[n]):10.3f} "
