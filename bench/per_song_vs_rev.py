@@ -14,9 +14,10 @@ same driver in child processes, interleaved round by round (best round kept), on
 
 REV must have bench/seedproject.py (408e910, the last commit before issue 9's changes, or later). The
 checkpoints are made once by the *old* tree (untrained, full-size models: speed does not depend on
-the weights) because a newer tree loads older checkpoints, not the other way round. Files: N band mixes
-from the shared corpus when ``--songs-dir`` is given or /work/data/corpus-band/mixtures exists, else
-2:40 songs synthesized by the old tree. Prints CPU seconds per song for each tree and the ratio.
+the weights) because a newer tree loads older checkpoints, not the other way round. Files: N songs of
+``--songs-dir``, else the shared corpus's band mixes (/work/data/corpus-band/mixtures) where they exist,
+else 2:40 songs synthesized by the old tree; round-robin over singers. Prints CPU seconds per song for
+each tree and the ratio.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path("/work/data/corpus-band/mixtures")
+"""Default songs: the shared corpus's band mixes, where they have been generated."""
 
 _SETUP = r"""
 import sys
@@ -84,20 +87,19 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _files(songs_dir: Path | None, n: int, synth_dir: Path) -> list[str]:
-    root = songs_dir or Path("/work/data/corpus-band/mixtures")
-    found = sorted(p for p in root.glob("*/*") if p.suffix.lower() in {".flac", ".wav", ".mp3", ".ogg"})
-    if not found:
-        found = sorted(synth_dir.glob("**/*.flac")) + sorted(synth_dir.glob("**/*.wav"))
-    by_singer: dict[str, list[Path]] = {}
-    for p in found:
-        by_singer.setdefault(p.parent.name, []).append(p)
+def _files(root: Path, n: int) -> list[str]:
+    """``n`` songs of ``root`` (songs/<singer>/<song>, as `vocal prepare` finds them), round-robin over singers."""
+    from vocalcli.prepare import discover
+
+    by_singer: dict[str, list[str]] = {}
+    for song in discover(root):
+        by_singer.setdefault(song.singer, []).append(song.path)
     picked: list[str] = []
     queues = list(by_singer.values())
     while len(picked) < n and any(queues):
         for q in queues:
             if q and len(picked) < n:
-                picked.append(str(q.pop(0)))
+                picked.append(q.pop(0))
     return picked
 
 
@@ -123,12 +125,12 @@ def main() -> int:
     try:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base_tree), a.base],
                        check=True)
-        have_corpus = a.songs_dir is not None or Path("/work/data/corpus-band/mixtures").is_dir()
+        songs = a.songs_dir or (CORPUS if CORPUS.is_dir() else None)
         synth_dir = tmp / "songs"
         subprocess.run([sys.executable, "-c", _SETUP, str(base_tree), str(tmp / "proj"),
-                        "-" if have_corpus else str(synth_dir), str(a.n)], check=True, env=_env(),
+                        "-" if songs else str(synth_dir), str(a.n)], check=True, env=_env(),
                        stdout=subprocess.DEVNULL)
-        files = _files(a.songs_dir, a.n, synth_dir)
+        files = _files(songs or synth_dir, a.n)
         if not files:
             print("no songs found to time", file=sys.stderr)
             return 2
