@@ -12,8 +12,9 @@ mean with its spread, as the issue asks.
 Prints one row per seed and the mean over seeds, in the order of issue 9's table:
 singer-ID 1-NN leave-one-out (MFCC), the encoder alone, the cepstral signature alone, gender (MFCC;
 per song), and melody MAP (chroma) with the margin. DIR/protocol.json holds the numbers and the
-wall time of each step this run did. Each step's --json output goes to DIR/protocol/<step>.json. A rerun skips every step
-whose output is already there, so an interrupted run resumes. Delete DIR/protocol to start over.
+wall time of each step this run did. Each step's --json output goes to DIR/protocol/<step>.json. A
+rerun skips every step whose output is already there, so an interrupted run resumes. Delete
+DIR/protocol to start over.
 
 CPU, one thread, 41 songs of 150 s: prepare about 1 min, train-contrastive about 7 min, train-tcae
 about 4.5 min, everything else about 2 min per seed.

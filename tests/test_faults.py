@@ -401,3 +401,27 @@ def test_full_disk_is_one_line_and_loses_nothing(library, small_disk: Path, tmp_
     filler.unlink()
     prepare_in_process(songs, proj)
     assert_same_prepare(clean, proj)
+
+
+def test_a_reader_that_leaves_early_stops_the_command_quietly():
+    """`vocal ... --json | head`: the closed pipe ends the command with the shell's SIGPIPE status (141),
+    without an 'error:' line or a traceback from the exit's flush."""
+    code = (
+        "import typer\n"
+        "from vocalcli.cli import _ErrorBoundary\n"
+        "app = typer.Typer(cls=_ErrorBoundary)\n"
+        "@app.command()\n"
+        "def big():\n"
+        "    for _ in range(20000):\n"
+        "        print('x' * 1000)\n"
+        "@app.command()\n"
+        "def other():\n"
+        "    pass\n"
+        "app()\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, "big"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(10)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141, err
+    assert "error" not in err.lower() and "Traceback" not in err and "Exception ignored" not in err

@@ -237,3 +237,44 @@ def test_query_embedded_by_other_models_is_refused(tmp_path, fake_models, monkey
     monkeypatch.setattr(FakeEmbedder, "from_project", classmethod(drifted))
     with pytest.raises(StaleArtifact, match="vocal index"):
         recommend(proj, cfg, audio=_wav(tmp_path / "q.wav"))
+
+
+def test_query_file_that_is_a_catalog_song_is_that_song(tmp_path, fake_models, monkeypatch):
+    """The catalog song's own file is not its own best match: its indexed vectors are the query, it is left
+    out, and its singer is known. A changed file, or another MR removal asked for, is embedded as usual."""
+    from vocalcli import catalog
+    from vocalcli import recommend as rec
+
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    songs = tmp_path / "songs"
+    wav = _wav((songs / "ann").mkdir(parents=True) or songs / "ann" / "0.wav")
+    project_mod.write_json(proj.prepare_info, {"songs_dir": str(songs)})
+    rows = project_mod.read_csv(proj.catalog)
+    st = wav.stat()
+    for r in rows:
+        if r["song_id"] == "ann-song0":
+            r["size"], r["mtime_ns"] = str(st.st_size), str(st.st_mtime_ns)
+    catalog.write(proj.catalog, rows)
+    index.build_index(proj, cfg)
+    embedded = []
+    real_embed_file = rec.embed_file
+    monkeypatch.setattr(rec, "embed_file", lambda *a, **k: embedded.append(a[2]) or real_embed_file(*a, **k))
+
+    res = recommend(proj, cfg, audio=wav, k=10, mode="voice")
+    assert not embedded
+    assert res.query["song_id"] == "ann-song0" and res.query["singer"] == "ann"
+    ids = [it.song_id for it in res.items]
+    assert "ann-song0" not in ids and len(ids) == 10
+    same = recommend(proj, cfg, song_id="ann-song0", k=10, mode="voice", exclude_singer=False)
+    assert ids == [it.song_id for it in same.items]
+    other = recommend(proj, cfg, audio=wav, k=10, exclude_singer=True)
+    assert other.items and all(singer_of(proj)[it.song_id] != "ann" for it in other.items)
+    assert not other.warnings
+
+    # asked for another MR removal: embedded from the audio
+    assert "song_id" not in recommend(proj, cfg, audio=wav, k=3, separate="none").query
+    # changed since prepare: embedded from the audio, and the catalog song may come back
+    _wav(wav, seconds=6.0)
+    res = recommend(proj, cfg, audio=wav, k=3)
+    assert "song_id" not in res.query and len(embedded) == 2

@@ -118,6 +118,32 @@ def embed_file(project: project_mod.Project, cfg: Config, path: Path, index: Son
     return np.asarray(t), np.asarray(m), info
 
 
+def catalog_song_of(project: project_mod.Project, catalog: dict[str, dict[str, str]], path: Path) -> str | None:
+    """The id of the catalog song that ``path`` is (the same file under the project's songs directory, with
+    the size and mtime prepare recorded), else None.
+
+    Why: such a query would come back as its own best match (similarity 1.0), and re-embedding it only
+    repeats what the index already holds; its singer is also known then, so --exclude-singer can work.
+    A copy elsewhere, or the file changed since prepare, is embedded as any other file.
+    """
+    from vocalcli.playlist import songs_dir
+
+    base = songs_dir(project)
+    if base is None:
+        return None
+    try:
+        target = Path(path).resolve()
+        rel = target.relative_to(base.resolve()).as_posix()
+        st = target.stat()
+    except (OSError, ValueError):
+        return None
+    size, mtime = str(st.st_size), str(st.st_mtime_ns)
+    for sid, r in catalog.items():
+        if r.get("source") == rel and r.get("size") == size and r.get("mtime_ns") == mtime:
+            return sid
+    return None
+
+
 def recommend(
     project: project_mod.Project,
     cfg: Config,
@@ -136,6 +162,8 @@ def recommend(
     """The k best songs for exactly one of ``audio`` / ``song_id`` / ``singer``.
 
     ``exclude_singer`` None = True for catalog queries (song, singer), False for files (no singer known).
+    A file that is an indexed catalog song (`catalog_song_of`) uses its indexed vectors, is left out of
+    the results and has its singer known; ``query['song_id']`` then names it.
     ``gender`` 'f'|'m' keeps songs whose catalog label, or else the classifier's prediction, matches.
     """
     from vocalcli import gender as gender_mod
@@ -154,7 +182,16 @@ def recommend(
     exclude_rows: set[int] = set()
     query_singer: str | None = None
     query: dict[str, Any] = {}
-    if audio is not None:
+    # a catalog song's own file, unless another MR removal was asked for than the one its vectors had
+    same = catalog_song_of(project, catalog, Path(audio)) if audio is not None and separate is None else None
+    if same is not None and same in index.row_of:
+        row = index.row_of[same]
+        q_t, q_m = index.timbre[row], index.melody[row]
+        exclude_rows.add(row)
+        query_singer = catalog[same].get("singer") or None
+        query = {"kind": "audio", "what": str(audio), "song_id": same, "singer": query_singer,
+                 "title": catalog[same].get("title"), "separation": catalog[same].get("separation")}
+    elif audio is not None:
         q_t, q_m, info = embed_file(project, cfg, Path(audio), index, separate, device)
         warnings += info.get("warnings", [])
         query = {"kind": "audio", "what": str(audio), "separation": info.get("separation")}
@@ -183,8 +220,8 @@ def recommend(
     if progress:
         progress(advance=1)
 
-    if exclude_singer is None:
-        exclude_singer = query_singer is not None
+    if exclude_singer is None:  # a file keeps its singer's songs, even when it is a catalog song's file
+        exclude_singer = query_singer is not None and query["kind"] != "audio"
     if exclude_singer and query_singer is None:
         warnings.append("--exclude-singer ignored: the singer of a query file is unknown")
         exclude_singer = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -45,6 +46,10 @@ class _ErrorBoundary(TyperGroup):
                 raise
             _error(str(e))
             raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:  # the reader of stdout left (`vocal ... --json | head`): stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the exit's own flush would fail on the closed pipe again
+            raise typer.Exit(141) from None  # 128 + SIGPIPE, what the shell reports for other such tools
         except OSError as e:  # what no library turned into a VocalError: still one line, naming the file
             if os.environ.get("VOCAL_DEBUG"):
                 raise

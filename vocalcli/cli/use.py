@@ -230,7 +230,8 @@ def recommend(
     from rich.table import Table
 
     q = res.query
-    what = {"audio": f"file {q['what']}", "song": f"song {q['what']} ({q.get('singer')})",
+    in_catalog = f" (catalog song {q['song_id']}, left out)" if q.get("song_id") else ""
+    what = {"audio": f"file {q['what']}{in_catalog}", "song": f"song {q['what']} ({q.get('singer')})",
             "singer": f"singer {q['what']} ({q.get('n_songs')} songs)"}[q["kind"]]
     t = Table(title=f"like {what}, by {res.mode}" + (", other singers" if res.filters["exclude_singer"]
                                                      else ""))
