@@ -278,3 +278,28 @@ def test_query_file_that_is_a_catalog_song_is_that_song(tmp_path, fake_models, m
     _wav(wav, seconds=6.0)
     res = recommend(proj, cfg, audio=wav, k=3)
     assert "song_id" not in res.query and len(embedded) == 2
+
+
+def test_song_query_by_title_or_singer_and_title(tmp_path):
+    """--song-id takes what people know: SINGER/TITLE, or a title only one song has; a shared title, or a
+    miss, says how to name the song."""
+    from vocalcli import catalog
+
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    rows = project_mod.read_csv(proj.catalog)
+    for r in rows:
+        if r["song_id"] in ("ann-song0", "bea-song0"):
+            r["title"] = "Morning"  # one title, two singers
+        if r["song_id"] == "cid-song2":
+            r["title"] = "Evening"
+    catalog.write(proj.catalog, rows)
+    index.build_index(proj, cfg)
+    by_id = [it.song_id for it in recommend(proj, cfg, song_id="ann-song0", k=5).items]
+    assert [it.song_id for it in recommend(proj, cfg, song_id="ann/Morning", k=5).items] == by_id
+    res = recommend(proj, cfg, song_id="Evening", k=3)
+    assert res.query["what"] == "cid-song2" and res.query["singer"] == "cid"
+    with pytest.raises(VocalError, match=r"2 indexed songs are titled 'Morning' \(ann/Morning, bea/Morning\)"):
+        recommend(proj, cfg, song_id="Morning")
+    with pytest.raises(VocalError, match=r"not in the index .*did you mean 'ann-song0'"):
+        recommend(proj, cfg, song_id="ann-sng0")

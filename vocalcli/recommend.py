@@ -144,6 +144,35 @@ def catalog_song_of(project: project_mod.Project, catalog: dict[str, dict[str, s
     return None
 
 
+def resolve_song(ref: str, ids: list[str], catalog: dict[str, dict[str, str]]) -> str:
+    """The indexed song id that ``ref`` names: the id itself, ``SINGER/TITLE``, or a title that only one
+    indexed song has. Why: ids carry a hash (``alice_song-3_b4f2d305``) nobody types; titles are what
+    people know. A miss names the closest ids and titles, so the fix is one copy away."""
+    if ref in catalog and ref in set(ids):
+        return ref
+    by_pair: dict[str, list[str]] = {}
+    by_title: dict[str, list[str]] = {}
+    for sid in ids:
+        r = catalog.get(sid, {})
+        title = r.get("title", "")
+        by_pair.setdefault(f"{r.get('singer', '')}/{title}", []).append(sid)
+        by_title.setdefault(title, []).append(sid)
+    hit = by_pair.get(ref) or by_title.get(ref) or []
+    if len(hit) == 1:
+        return hit[0]
+    if len(hit) > 1:
+        names = ", ".join(sorted(f"{catalog[s].get('singer', '')}/{catalog[s].get('title', '')}" for s in hit))
+        raise VocalError(f"{len(hit)} indexed songs are titled {ref!r} ({names}); give SINGER/TITLE or the song id")
+    import difflib
+
+    close = difflib.get_close_matches(ref, sorted(set(ids) | set(by_pair)), n=3, cutoff=0.5)
+    why = catalog.get(ref, {}).get("status")
+    hint = (f"it is in the catalog with status '{why}'" if why and why != "ok"
+            else "give a song id, SINGER/TITLE or a title; run 'vocal embed' and 'vocal index' after adding songs")
+    maybe = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise VocalError(f"song {ref!r} is not in the index ({hint}){maybe}")
+
+
 def recommend(
     project: project_mod.Project,
     cfg: Config,
@@ -196,11 +225,7 @@ def recommend(
         warnings += info.get("warnings", [])
         query = {"kind": "audio", "what": str(audio), "separation": info.get("separation")}
     elif song_id is not None:
-        if song_id not in index.row_of:
-            why = catalog.get(song_id, {}).get("status")
-            hint = (f"it is in the catalog with status '{why}'" if why and why != "ok"
-                    else "see song_id in catalog.csv; run 'vocal embed' and 'vocal index' after adding songs")
-            raise VocalError(f"song id {song_id!r} is not in the index ({hint})")
+        song_id = resolve_song(song_id, list(index.ids), catalog)
         row = index.row_of[song_id]
         q_t, q_m = index.timbre[row], index.melody[row]
         exclude_rows.add(row)

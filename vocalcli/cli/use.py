@@ -182,8 +182,9 @@ def index(
 def recommend(
     query: Annotated[Path | None, typer.Argument(help="An audio file to find similar songs for.",
                                                  show_default=False)] = None,
-    song_id: Annotated[str | None, typer.Option("--song-id", help="Use an indexed song as the query.",
-                                                show_default=False)] = None,
+    song_id: Annotated[str | None, typer.Option(
+        "--song-id", help="Use an indexed song as the query: its song id, SINGER/TITLE, or a title only one "
+        "song has.", show_default=False)] = None,
     singer: Annotated[str | None, typer.Option("--singer", help="More like this singer (mean of their "
                                                "songs).", show_default=False)] = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="How many songs.")] = 10,
