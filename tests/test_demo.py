@@ -30,6 +30,8 @@ def test_demo_quick_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert report["embed"]["n"] == 45
     assert report["index"]["songs"] == 45 and report["index"]["recall_at_10"] >= 0.99
     assert len(report["recommend"]["top"]) == 5
+    assert report["recommend"]["query"].startswith("query.flac (a new song by ")  # not a library file
+    assert (root / "query.flac").is_file() and not list((root / "songs").glob("**/query.flac"))
     assert set(report["evaluate"]) >= {"singer_id.top1", "singer_id.top1_mfcc", "melody.map", "melody.map_chroma"}
     assert "docs/quality.md" in report["evaluate"]["caveat"]
 

@@ -71,6 +71,21 @@ def write_library(songs_dir: Path, size: DemoSize, workers: int, seed: int = 0) 
     return {"singers": size.singers, "songs": len(plan.jobs), "dir": str(songs_dir)}
 
 
+def write_query_song(path: Path, size: DemoSize, seed: int = 0) -> tuple[Path, str]:
+    """A new recording outside the library, for the recommend step: the first singer sings the library's
+    second melody again, with another seed. Why not a library file: recommend recognises a catalog
+    song's own file and answers from the index, and the demo is meant to show a new file going
+    through the whole pipeline (decode, MR removal, mel, both models)."""
+    from vocalcli import synth
+
+    # the library's own job for that song (its length, rate and mix), with a seed no library song has
+    singer, melody, seconds, sr, _, _, vocal_to_accomp_db, _ = synth.plan_library(
+        path.parent, size.singers, size.songs, size.seconds, size.short_seconds, seed=seed).jobs[1]
+    if not path.exists():
+        synth.write_song(singer, melody, seconds, sr, seed * 10_000 + 9_999, path, vocal_to_accomp_db)
+    return path, f"a new song by {singer.name}, melody m{melody:02d}"
+
+
 def demo_config_text(size: DemoSize) -> str:
     """vocal.yaml for the demo: every default, with the demo's window and tiny training settings."""
     from vocalcli import config as config_mod
@@ -167,9 +182,9 @@ def run_demo(root: Path, quick: bool = False, workers: int = 2, step: Step | Non
 
     from vocalcli import recommend
 
-    query = songs_dir / catalog.ok_rows(proj)[0]["source"]
+    query, who = write_query_song(root / "query.flac", size, cfg.seed)
     rec = recommend.recommend(proj, cfg, audio=query, k=5, device=device)
-    report["recommend"] = {"query": str(query.relative_to(root)),
+    report["recommend"] = {"query": f"{query.relative_to(root)} ({who})",
                            "top": [f"{i.singer}/{i.title} ({i.score:.2f})" for i in rec.items]}
     note("recommend", report["recommend"])
 

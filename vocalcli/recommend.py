@@ -148,7 +148,7 @@ def resolve_song(ref: str, ids: list[str], catalog: dict[str, dict[str, str]]) -
     """The indexed song id that ``ref`` names: the id itself, ``SINGER/TITLE``, or a title that only one
     indexed song has. Why: ids carry a hash (``alice_song-3_b4f2d305``) nobody types; titles are what
     people know. A miss names the closest ids and titles, so the fix is one copy away."""
-    if ref in catalog and ref in set(ids):
+    if ref in ids:
         return ref
     by_pair: dict[str, list[str]] = {}
     by_title: dict[str, list[str]] = {}
