@@ -27,8 +27,9 @@ vocal train-tcae $GPU
 # 5. The Annoy index over every song's timbre and melody vectors.
 vocal index
 
-# 6. Songs sung like one of yours (any audio file works, in the library or not), and the same list as
-#    a playlist any music player opens.
+# 6. Songs sung like one of yours (any audio file works, in the library or not: a library song's own
+#    file is answered from the index and left out of its list), and the same list as a playlist any
+#    music player opens.
 QUERY=$(find "$SONGS" -type f ! -name '*.csv' ! -name '*.md' ! -name '.*' | sort | head -n 1)
 vocal recommend "$QUERY" -k 5 --m3u sung-like-this.m3u8
 
