@@ -16,8 +16,8 @@ wall time of each step this run did. Each step's --json output goes to DIR/proto
 rerun skips every step whose output is already there, so an interrupted run resumes. Delete
 DIR/protocol to start over.
 
-CPU, one thread, 41 songs of 150 s: prepare about 1 min, train-contrastive about 7 min, train-tcae
-about 4.5 min, everything else about 2 min per seed.
+CPU, one thread each, 41 songs (25 balanced) on 2 cores: prepare 40 s, train-contrastive 7 min, then per
+seed train-tcae 3 min and embed + classify-gender + index + evaluate 1.6 min (band mixes, 2026-12-01).
 """
 
 from __future__ import annotations
