@@ -529,11 +529,18 @@ class PrepareResult:
         return [r for r in self.rows if r["status"] not in FINAL]
 
 
+def same_file(row: dict[str, str], st: os.stat_result) -> bool:
+    """Whether a file with stat ``st`` is still the one this catalog row was prepared from (its size and
+    mtime, as prepare recorded them): how a rerun skips a song, and how recommend knows a query file is
+    a catalog song."""
+    return row.get("size") == str(st.st_size) and row.get("mtime_ns") == str(st.st_mtime_ns)
+
+
 def _is_done(old: dict[str, str] | None, song: SongFile, st: os.stat_result, settings: str,
              proj: project_mod.Project, want_residue: bool = False) -> bool:
     if old is None or old.get("settings") != settings:
         return False
-    if old.get("size") != str(st.st_size) or old.get("mtime_ns") != str(st.st_mtime_ns):
+    if not same_file(old, st):
         return False
     if old.get("status") == "ok":  # rows from before pitch statistics (or residues) existed are redone
         done = bool(old.get("f0_hz")) and bool(old.get("mel")) and old.get("mel_stamp") == mel_stamp(

@@ -127,6 +127,7 @@ def catalog_song_of(project: project_mod.Project, catalog: dict[str, dict[str, s
     A copy elsewhere, or the file changed since prepare, is embedded as any other file.
     """
     from vocalcli.playlist import songs_dir
+    from vocalcli.prepare import same_file
 
     base = songs_dir(project)
     if base is None:
@@ -137,9 +138,8 @@ def catalog_song_of(project: project_mod.Project, catalog: dict[str, dict[str, s
         st = target.stat()
     except (OSError, ValueError):
         return None
-    size, mtime = str(st.st_size), str(st.st_mtime_ns)
     for sid, r in catalog.items():
-        if r.get("source") == rel and r.get("size") == size and r.get("mtime_ns") == mtime:
+        if r.get("source") == rel and same_file(r, st):
             return sid
     return None
 
