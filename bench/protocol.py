@@ -73,23 +73,13 @@ def set_seed(project: Path, seed: int) -> None:
     path.write_text(config.to_yaml(cfg))
 
 
-def flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def row(report: dict) -> dict[str, float | None]:
-    f = flat(report)
+    """The table's figures from `vocal evaluate --json` (its metric keys are already dotted and flat)."""
     vals: dict[str, float | None] = {}
     for _, key, base in COLUMNS:
         for k in (key, base):
             if k:
-                v = f.get(k)
+                v = report.get(k)
                 vals[k] = float(v) if isinstance(v, (int, float)) else None
     return vals
 
