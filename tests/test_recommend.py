@@ -248,7 +248,8 @@ def test_query_file_that_is_a_catalog_song_is_that_song(tmp_path, fake_models, m
     proj = make_use_project(tmp_path / "p")
     cfg = proj.load_config()
     songs = tmp_path / "songs"
-    wav = _wav((songs / "ann").mkdir(parents=True) or songs / "ann" / "0.wav")
+    (songs / "ann").mkdir(parents=True)
+    wav = _wav(songs / "ann" / "0.wav")
     project_mod.write_json(proj.prepare_info, {"songs_dir": str(songs)})
     rows = project_mod.read_csv(proj.catalog)
     st = wav.stat()
