@@ -11,6 +11,7 @@ from model_fixtures import make_project, tiny_config
 
 from vocalcli import cepstral, training
 from vocalcli import config as config_mod
+from vocalcli import embed as embed_mod
 from vocalcli import project as project_mod
 from vocalcli.embed import Embedder, embed_project, load_embeddings
 from vocalcli.errors import MissingArtifact, StaleArtifact
@@ -66,8 +67,17 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
     n_sig = cfg.timbre.cepstra * (cfg.timbre.cepstra - 1) // 2
     assert e.ids == ok and e.timbre.shape == (20, 16 + n_sig) and e.timbre.dtype == np.float32
     assert e.parts["encoder"].shape == (20, 16) and e.parts["cepstral"].shape == (20, n_sig)
-    np.testing.assert_allclose(e.timbre, cepstral.fuse(e.parts["encoder"], e.parts["cepstral"], cfg.timbre),
-                               atol=1e-6)
+    # the signature enters the timbre vector normalised within singers, learned from this catalog's folders
+    singers = [r["singer"] for r in project_mod.read_csv(p.catalog) if r["status"] == "ok"]
+    white = embed_mod.load_whitening(p)
+    want = cepstral.within_singer(e.parts["cepstral"], singers, cfg.timbre.within_singer_shrink)
+    assert white is not None and white.singers == len(set(singers)) == e.meta["whitening"]["singers"]
+    np.testing.assert_allclose(white.transform, want.transform, atol=1e-9)
+    np.testing.assert_allclose(e.timbre, cepstral.fuse(e.parts["encoder"], white.apply(e.parts["cepstral"]),
+                                                       cfg.timbre), atol=1e-6)
+    # a file embedded later (recommend, classify-gender predict) is normalised the same way
+    t, _ = Embedder.from_project(p, "cpu").embed(np.load(p.mel_path(ok[5])))
+    np.testing.assert_allclose(t, e.timbre[5], atol=1e-5)
     assert e.melody.shape[0] == 20 and np.allclose(np.linalg.norm(e.melody, axis=1), 1, atol=1e-5)
     assert e.meta["checkpoints"] == Embedder.from_project(p, "cpu").checkpoint_hashes
     ids = project_mod.read_csv(p.embeddings / "ids.csv")
@@ -90,6 +100,44 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
                 load_embeddings(p)
         finally:
             project_mod.write_text(p.config_path, config_mod.to_yaml(cfg))
+
+
+def test_within_singer_turns_down_what_varies_inside_a_singer():
+    """Songs of a singer differ along a shared nuisance direction (band, register) far more than singers
+    differ: plain cosine then finds another singer, the normalisation learned on *other* singers does not."""
+    rng = np.random.default_rng(0)
+    d, nuisance, voice = 6, np.eye(6)[0], np.eye(6)[1:]
+
+    def songs(singers: int, per: int) -> tuple[np.ndarray, list[str]]:
+        x, who = [], []
+        for s in range(singers):
+            centre = 3.0 * np.ones(d) + 0.3 * rng.normal(size=5) @ voice
+            for _ in range(per):
+                x.append(centre + 3.0 * rng.normal() * nuisance + 0.005 * rng.normal(size=d))
+                who.append(f"s{s}")
+        return np.array(x), who
+
+    from vocalcli.evaluate import loo_top1
+
+    train_x, train_who = songs(8, 5)
+    test_x, test_who = songs(6, 5)
+    white = cepstral.within_singer(train_x, train_who, shrink=0.001)
+    assert white is not None and (white.singers, white.songs) == (8, 40)
+    assert loo_top1(test_x, test_who) < 0.6
+    assert loo_top1(white.apply(test_x), test_who) > 0.9
+    out = white.apply(test_x[0])
+    assert out.shape == (d,) and out.dtype == np.float32 and np.linalg.norm(out) == pytest.approx(1, abs=1e-6)
+    # shrink 1: nothing weighed, only centred
+    flat = cepstral.within_singer(train_x, train_who, shrink=1.0)
+    np.testing.assert_allclose(flat.transform, flat.transform[0, 0] * np.eye(d), atol=1e-12)
+
+
+def test_within_singer_needs_two_singers_with_two_songs():
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    assert cepstral.within_singer(x, ["a", "a", "b", "", ""]) is None  # unknown singers teach nothing
+    assert cepstral.within_singer(x, ["a", "a", "b", "b", ""]).songs == 4
+    with pytest.raises(ValueError, match="5 signatures but 4 singers"):
+        cepstral.within_singer(x, ["a", "a", "b", "b"])
 
 
 def _dct_ii(n_in: int, n_out: int) -> np.ndarray:
@@ -123,7 +171,7 @@ def test_songs_embedded_together_equal_one_at_a_time(trained, tmp_path):
             np.testing.assert_allclose(many[k][i], one[k], atol=1e-5, err_msg=k)
     # embed_project in batches of 3 across a broken mel: same rows as one song per batch, the bad one listed
     ref = embed_project(p, cfg, device="cpu", batch=1)
-    ref_t = load_embeddings(p).timbre
+    ref_parts = load_embeddings(p).parts
     bad = p.mel_path(ok[4])
     keep = bad.read_bytes()
     bad.write_bytes(b"not a numpy file")
@@ -134,7 +182,8 @@ def test_songs_embedded_together_equal_one_at_a_time(trained, tmp_path):
         bad.write_bytes(keep)
     assert ref["n"] == 20 and got["n"] == 19 and [f["song_id"] for f in got["failed"]] == [ok[4]]
     assert e.ids == [s for s in ok if s != ok[4]]
-    np.testing.assert_allclose(e.timbre, np.delete(ref_t, 4, axis=0), atol=1e-5)
+    for k in ("encoder", "cepstral"):  # per song; the timbre vector's normalisation learns from the 19 songs
+        np.testing.assert_allclose(e.parts[k], np.delete(ref_parts[k], 4, axis=0), atol=1e-5)
 
 
 def test_cepstral_signature_ignores_offset_and_scale_of_each_coefficient():

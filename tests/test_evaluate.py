@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_index import SONGS_PER_SINGER, make_use_project
 
+from vocalcli import cepstral
 from vocalcli import evaluate as ev
 from vocalcli import project as project_mod
 from vocalcli.errors import MissingArtifact
@@ -114,6 +115,39 @@ def test_loo_split_into_seen_unseen_and_untrained_voices(tmp_path):
     rep = ev.evaluate(proj, proj.load_config())
     assert rep["singer_id.n_loo"] == sum(r["split"] != "train" for r in rows)
     assert any("singer labels" in n for n in rep["notes"])
+
+
+def test_loo_relearns_the_signature_normalisation_without_the_query_singer(tmp_path):
+    """The catalog's normalisation learned from every singer; leave-one-out must score each singer's songs
+    with one learned from the others only, as a voice new to the catalog would be."""
+    proj = make_use_project(tmp_path / "p")
+    cfg = proj.load_config()
+    d = proj.embeddings
+    ids = [r["song_id"] for r in project_mod.read_csv(d / "ids.csv")]
+    who = [r["singer"] for r in project_mod.read_csv(proj.catalog) if r["status"] == "ok"]
+    rng = np.random.default_rng(3)
+    enc = rng.normal(size=(len(ids), 16))
+    sig = rng.normal(size=(len(ids), 10)) + np.array([3.0 * rng.normal() for _ in ids])[:, None] * np.eye(10)[0]
+    white = cepstral.within_singer(sig, who, cfg.timbre.within_singer_shrink)
+    project_mod.save_npy(d / "encoder.npy", enc.astype(np.float32))
+    project_mod.save_npy(d / "cepstral.npy", sig.astype(np.float32))
+    project_mod.save_npy(d / "timbre.npy", cepstral.fuse(enc, white.apply(sig), cfg.timbre))
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, "whitening": {"singers": white.singers, "songs": white.songs}}))
+    rep = ev.evaluate(proj, cfg)
+
+    balanced = {r["song_id"] for r in project_mod.read_csv(proj.balanced)}
+    rows = [i for i, s in enumerate(ids) if s in balanced]
+    lab = np.array(who)[rows]
+    hits_t, hits_c = [], []
+    for singer in sorted(set(lab)):
+        w = cepstral.within_singer(sig[np.array(who) != singer], [x for x in who if x != singer], 0.1)
+        mine = np.flatnonzero(lab == singer)
+        hits_t += ev.loo_hits(cepstral.fuse(enc, w.apply(sig), cfg.timbre)[rows], lab, mine).tolist()
+        hits_c += ev.loo_hits(w.apply(sig)[rows], lab, mine).tolist()
+    assert rep["singer_id.loo_top1"] == pytest.approx(np.mean(hits_t))
+    assert rep["singer_id.loo_top1_cepstral"] == pytest.approx(np.mean(hits_c))
+    assert rep["singer_id.loo_top1_encoder"] == pytest.approx(ev.loo_hits(enc[rows], lab).mean())
 
 
 def test_report_has_every_key_and_is_written(tmp_path):

@@ -224,6 +224,11 @@ class TimbreConfig:
                                     "(where the voice rests, the estimate is mostly leftover band); 1 = all")
     smooth_frames: int = opt(16, "frames the cepstra are averaged over before correlating (16 = 0.26 s at "
                                  "the default hop: syllable-rate formant movement); 1 = none")
+    within_singer: bool = opt(True, "weigh the signature's directions by how little they vary between songs "
+                                    "of one singer (learned at embed time from the catalog's singer folders; "
+                                    "what the band and the melody change, not the voice); off = plain cosine")
+    within_singer_shrink: float = opt(0.1, "how far that weighting is pulled towards none (0 = the catalog's "
+                                           "estimate as it is, 1 = only centred on the catalog's mean)")
 
 
 @dataclass
@@ -409,6 +414,7 @@ def validate(cfg: Config) -> Config:
     need(2 <= tb.cepstra <= cfg.audio.n_mels, "timbre.cepstra", f"must be in [2, audio.n_mels = {cfg.audio.n_mels}]")
     need(0 < tb.loud_fraction <= 1, "timbre.loud_fraction", "must be in (0, 1]")
     need(tb.smooth_frames >= 1, "timbre.smooth_frames", "must be >= 1")
+    need(0 < tb.within_singer_shrink <= 1, "timbre.within_singer_shrink", "must be in (0, 1]")
     md = cfg.melody
     need(md.tempo_prior_bpm > 0 and md.tempo_prior_octaves > 0, "melody.tempo_prior_bpm/tempo_prior_octaves",
          "must be positive")

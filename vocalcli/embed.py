@@ -6,8 +6,11 @@ which refuses embeddings made by checkpoints other than today's best.pt.
 
 * timbre: the contrastive encoder over crops every ``contrastive.extract_hop_s`` covering the song (the
   last crop flush with the end), the normalised mean of the crop embeddings; deterministic. Joined with
-  the song's cepstral correlation signature as vocal.yaml's ``timbre`` section says (vocalcli/cepstral.py);
-  both parts are kept too (encoder.npy, cepstral.npy) so `vocal evaluate` can report each.
+  the song's cepstral correlation signature as vocal.yaml's ``timbre`` section says (vocalcli/cepstral.py),
+  the signature first normalised within singers as learned from this catalog's singer folders
+  (cepstral_whitening.npy; queries get the same); both parts are kept too, the signature as computed
+  (encoder.npy, cepstral.npy), so `vocal evaluate` can report each and re-learn the normalisation
+  without the singer it scores.
 * melody: the TCAE encoder's latent of the whole normalised mel -> `melody_embedding`, its lags counted
   in beats of the pooled input (`beat_period`).
 Both models are rebuilt from the configs stored inside their checkpoints, not from today's vocal.yaml.
@@ -35,6 +38,8 @@ from vocalcli.tasks import TASKS
 PARTS = (*(t.embedding for t in TASKS.values()), "encoder", "cepstral")
 """embeddings/<part>.npy: each model's song vector, then the timbre vector's two parts."""
 IDS_FIELDS = ["row", "song_id"]
+WHITENING = "cepstral_whitening.npy"
+"""embeddings/<this>: [1 + D, D] float64, the signature normalisation's mean (row 0) and transform."""
 
 
 def crop_starts(frames: int, crop: int, hop: int | None = None, n: int | None = None) -> np.ndarray:
@@ -148,11 +153,15 @@ class Embedder:
         self.crop, self.hop, self.device = crop, hop, device
         self.checkpoint_hashes = checkpoint_hashes
         self.encoder_positives = "song"  # where the encoder's positives came from (singer = it saw labels)
+        self.whitening: cepstral.Whitening | None = None  # the catalog's signature normalisation, if any
 
     @classmethod
     def from_project(cls, project: project_mod.Project, device: str | torch.device = "auto",
-                     timbre: TimbreConfig | None = None, melody: MelodyConfig | None = None) -> Embedder:
-        """``timbre``, ``melody``: the join and beat settings (default: the project's vocal.yaml)."""
+                     timbre: TimbreConfig | None = None, melody: MelodyConfig | None = None,
+                     whitening: bool = True) -> Embedder:
+        """``timbre``, ``melody``: the join and beat settings (default: the project's vocal.yaml).
+        ``whitening``: normalise signatures as the catalog's embeddings were (`load_whitening`), so a new
+        file's vector compares with the indexed ones; `embed_project` learns its own instead."""
         from vocalcli.audio import mel_centres
         from vocalcli.config import AudioConfig
         from vocalcli.device import resolve_device
@@ -181,6 +190,8 @@ class Embedder:
         out = cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], timbre,
                   melody, centres)
         out.encoder_positives = run["contrastive"].get("positives", "song")
+        if whitening and timbre.within_singer:
+            out.whitening = load_whitening(project)
         return out
 
     def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +220,8 @@ class Embedder:
             mels.append(mel)
         enc = timbre_batch(self.encoder, mels, self.crop, self.device, hop=self.hop)
         sig = np.stack(sigs)
-        return {"timbre": cepstral.fuse(enc, sig, self.timbre), "encoder": enc, "cepstral": sig,
+        used = self.whitening.apply(sig) if self.whitening is not None else sig
+        return {"timbre": cepstral.fuse(enc, used, self.timbre), "encoder": enc, "cepstral": sig,
                 "melody": melody_batch(self.tcae, mels, self.device, self.frame_rate, self.melody,
                                        self.mel_centres_hz)}
 
@@ -243,7 +255,7 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
 
     cfg = cfg or project.load_config()
     tb = cfg.timbre
-    emb = Embedder.from_project(project, device, timbre=tb, melody=cfg.melody)
+    emb = Embedder.from_project(project, device, timbre=tb, melody=cfg.melody, whitening=False)
     songs = data.catalog_songs(project)
     if progress:
         progress(advance=0, total=max(len(songs), 1))
@@ -291,6 +303,12 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
     arrays = {k: np.concatenate(v).astype(np.float32) if v else np.zeros((0, dims[k]), np.float32)
               for k, v in cols.items()}
     out = project.embeddings
+    singer_of = {s.song_id: s.singer for s in songs}
+    white = (cepstral.within_singer(arrays["cepstral"], [singer_of[i] for i in ids], tb.within_singer_shrink)
+             if tb.within_singer else None)
+    if white is not None:
+        arrays["timbre"] = cepstral.fuse(arrays["encoder"], white.apply(arrays["cepstral"]), tb)
+        project_mod.save_npy(out / WHITENING, np.vstack([white.mean[None], white.transform]))
     for k, a in arrays.items():
         project_mod.save_npy(out / f"{k}.npy", a)
     project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], IDS_FIELDS)
@@ -298,11 +316,30 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
             "melody": melody_settings(cfg.melody), "n": len(ids),
             "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
             "failed": failed, "encoder_positives": emb.encoder_positives,
+            "whitening": None if white is None else {"singers": white.singers, "songs": white.songs,
+                                                     "digest": project_mod.file_digest(out / WHITENING)},
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "catalog": project_mod.file_digest(project.catalog)}
     project_mod.write_json(out / "meta.json", meta)  # written last: marks a complete set
     return {k: meta[k] for k in ("n", "timbre_dim", "melody_dim", "checkpoints", "failed")} | {
         "dir": str(out)}
+
+
+def load_whitening(project: project_mod.Project) -> cepstral.Whitening | None:
+    """The signature normalisation `vocal embed` learned from this catalog; None when it learned none (off
+    in vocal.yaml, fewer than 2 singers with 2 songs) or nothing is embedded yet."""
+    d = project.embeddings
+    if not (d / "meta.json").is_file():
+        return None
+    meta = project_mod.read_json(d / "meta.json", "run 'vocal embed'")
+    rec = meta.get("whitening") if isinstance(meta, dict) else None
+    if not rec:
+        return None
+    path = d / WHITENING
+    if not path.is_file() or project_mod.file_digest(path) != rec.get("digest"):
+        raise StaleArtifact(f"{path} is missing or is not the one {d / 'meta.json'} was made with; run 'vocal embed'")
+    a = project_mod.load_npy(path, "run 'vocal embed'")
+    return cepstral.Whitening(a[0], a[1:], int(rec["singers"]), int(rec["songs"]))
 
 
 @dataclass

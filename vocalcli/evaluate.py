@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from vocalcli import project as project_mod
-from vocalcli.config import Config
+from vocalcli.config import Config, TimbreConfig
 from vocalcli.console import ProgressFn
 from vocalcli.errors import MissingArtifact, VocalError
 from vocalcli.vectors import l2_rows
@@ -93,17 +93,20 @@ def _blocks(n: int) -> range:
     return range(0, n, BLOCK)
 
 
-def loo_hits(x: np.ndarray, y: Sequence) -> np.ndarray:
+def loo_hits(x: np.ndarray, y: Sequence, queries: np.ndarray | None = None) -> np.ndarray:
     """[N] bool: whether each row's cosine nearest *other* row has its label (all rows are candidates,
-    so a subset's mean is the leave-one-out accuracy of those queries among everyone). Blocked rows."""
+    so a subset's mean is the leave-one-out accuracy of those queries among everyone). Blocked rows.
+    ``queries``: row indices to score (the result is then [len(queries)])."""
     lab = np.asarray(y)
     u = l2_rows(x, np.float64)
-    nn = np.empty(len(lab), dtype=np.int64)
-    for s in _blocks(len(lab)):
-        sim = u[s:s + BLOCK] @ u.T
-        sim[np.arange(sim.shape[0]), np.arange(s, s + sim.shape[0])] = -np.inf
+    q = np.arange(len(lab)) if queries is None else np.asarray(queries, dtype=np.int64)
+    nn = np.empty(len(q), dtype=np.int64)
+    for s in _blocks(len(q)):
+        rows = q[s:s + BLOCK]
+        sim = u[rows] @ u.T
+        sim[np.arange(len(rows)), rows] = -np.inf
         nn[s:s + BLOCK] = sim.argmax(axis=1)
-    return lab[nn] == lab
+    return lab[nn] == lab[q]
 
 
 def loo_top1(x: np.ndarray, y: Sequence) -> float:
@@ -291,8 +294,12 @@ class _Songs:
     MFCC baseline features, computed once per song however many reports ask."""
 
     def __init__(self, project: project_mod.Project, emb: Any, catalog: list[dict[str, str]],
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, timbre: TimbreConfig | None = None) -> None:
         self.project, self.emb, self.catalog, self.progress = project, emb, catalog, progress
+        self.timbre_cfg = timbre or TimbreConfig()
+        # the timbre vectors were made with a signature normalisation learned from every singer's songs;
+        # singer-ID re-learns it without the songs it scores (`normalised`)
+        self.whitened = bool((emb.meta or {}).get("whitening")) and {"encoder", "cepstral"} <= set(emb.parts)
         self.row_of = {s: i for i, s in enumerate(emb.ids)}
         self.timbre = l2_rows(emb.timbre)
         self.melody = l2_rows(emb.melody)
@@ -304,6 +311,18 @@ class _Songs:
 
     def singers(self, ids: Sequence[str]) -> list[str]:
         return [self.cat[s]["singer"] for s in ids]
+
+    def normalised(self, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(timbre [N, Dt], signature [N, Dc]) of every embedded song, the signature normalised as
+        `vocal embed` does but learned only from the rows where ``fit`` [N bool] is true."""
+        from vocalcli import cepstral
+
+        raw, enc = self.emb.parts["cepstral"], self.emb.parts["encoder"]
+        who = [self.cat.get(s, {}).get("singer", "") for s in self.emb.ids]
+        white = cepstral.within_singer(raw[fit], [w for w, f in zip(who, fit, strict=True) if f],
+                                       self.timbre_cfg.within_singer_shrink)
+        sig = white.apply(raw) if white is not None else l2_rows(raw)
+        return l2_rows(cepstral.fuse(enc, sig, self.timbre_cfg)), sig
 
     def mfcc(self, ids: Sequence[str]) -> np.ndarray:
         todo = [s for s in ids if s not in self._mfcc]
@@ -333,7 +352,12 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
     Leave-one-out is also reported per kind of query: ``_unseen`` = songs of singers with no song in the
     train split (`vocal balance --holdout`: voices that no training and no choice saw), ``_seen`` = the
     others, ``_untrained`` = songs outside the train split. ``labelled_encoder``: the encoder learned
-    from singer-label positives, so the headline and ``_seen`` numbers count only untrained songs."""
+    from singer-label positives, so the headline and ``_seen`` numbers count only untrained songs.
+
+    When the signature is normalised within singers (vocalcli/cepstral.py ``within_singer``, learned from
+    the catalog's singer labels), no song is scored with a normalisation that learned from its own singer
+    as a new voice's would not: leave-one-out re-learns it without the query's singer, and the test-vs-
+    train and retrieval figures learn it from the train split only (a closed set, like the probe)."""
     r: dict[str, Any] = {}
     notes: list[str] = []
     sing, cat = songs.singers, songs.cat
@@ -343,8 +367,11 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
     test_ids = [s for s in test_all if cat.get(s, {}).get("singer") in train_singers]
     r["singer_id.n_train"] = len(train_ids)
     r["singer_id.n_test"] = len(test_ids)
+    closed, closed_parts = songs.timbre, dict(songs.emb.parts)
+    if songs.whitened:
+        closed, closed_parts["cepstral"] = songs.normalised(np.isin(np.asarray(songs.emb.ids), train_ids))
     if train_ids and test_ids:
-        tr_t, te_t = songs.timbre[songs.rows(train_ids)], songs.timbre[songs.rows(test_ids)]
+        tr_t, te_t = closed[songs.rows(train_ids)], closed[songs.rows(test_ids)]
         tr_m, te_m = songs.mfcc(train_ids), songs.mfcc(test_ids)
         mu, sd = zscore_stats(tr_m)  # train statistics for both sides
         tr_m, te_m = (tr_m - mu) / sd, (te_m - mu) / sd
@@ -367,8 +394,9 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
                          "the train split are scored")
         vectors = {"": songs.timbre[rows_all], "_mfcc": songs.mfcc_z(everyone),
                    **{f"_{part}": x[rows_all] for part, x in songs.emb.parts.items()}}
+        held_out = _leave_singer_out(songs, everyone) if songs.whitened else {}
         for suffix, x in vectors.items():
-            hits = loo_hits(x, sing(everyone))
+            hits = held_out[suffix] if suffix in held_out else loo_hits(x, sing(everyone))
             r[f"singer_id.loo_top1{suffix}"] = _mean(hits[counted])
             r[f"singer_id.loo_top1_untrained{suffix}"] = _mean(hits[untrained])
             if unseen.any():
@@ -382,15 +410,30 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
         pool = sorted(s for s, sp in split.items() if sp in ("val", "test"))
         notes.append("singer_id.map/eer: no singer has 2 test songs; measured on val + test songs")
     if max(Counter(sing(pool)).values(), default=0) >= 2:
-        x_t, x_m = songs.timbre[songs.rows(pool)], songs.mfcc_z(pool)
+        x_t, x_m = closed[songs.rows(pool)], songs.mfcc_z(pool)
         r["singer_id.map"] = retrieval_map(x_t, sing(pool))
         r["singer_id.map_mfcc"] = retrieval_map(x_m, sing(pool))
         r["singer_id.eer"] = verification_eer(x_t, sing(pool))
         r["singer_id.eer_mfcc"] = verification_eer(x_m, sing(pool))
-        for part, x in songs.emb.parts.items():
+        for part, x in closed_parts.items():
             r[f"singer_id.map_{part}"] = retrieval_map(x[songs.rows(pool)], sing(pool))
         r["singer_id.n_retrieval"] = len(pool)
     return r, notes
+
+
+def _leave_singer_out(songs: _Songs, everyone: list[str]) -> dict[str, np.ndarray]:
+    """Leave-one-out hits of the timbre vector ("") and the normalised signature ("_cepstral") over the songs
+    ``everyone``, each singer's songs scored with the normalisation learned from every other singer's."""
+    lab = np.asarray(songs.singers(everyone))
+    rows = np.asarray(songs.rows(everyone))
+    who = np.asarray([songs.cat.get(s, {}).get("singer", "") for s in songs.emb.ids])
+    out = {"": np.zeros(len(everyone), dtype=bool), "_cepstral": np.zeros(len(everyone), dtype=bool)}
+    for singer in sorted(set(lab.tolist())):
+        mine = np.flatnonzero(lab == singer)
+        timbre, sig = songs.normalised(who != singer)
+        out[""][mine] = loo_hits(timbre[rows], lab, mine)
+        out["_cepstral"][mine] = loo_hits(sig[rows], lab, mine)
+    return out
 
 
 def gender_report(songs: _Songs, cfg: Config) -> Report:
@@ -486,7 +529,7 @@ def evaluate(project: project_mod.Project, cfg: Config, melody_labels: Path | No
     from vocalcli import index as index_mod
 
     emb = index_mod.load_embeddings(project)
-    songs = _Songs(project, emb, catalog_mod.ok_rows(project), progress)
+    songs = _Songs(project, emb, catalog_mod.ok_rows(project), progress, cfg.timbre)
     if not project.balanced.is_file():
         raise MissingArtifact(f"no {project.balanced.name}; run 'vocal balance'")
     split = {r["song_id"]: r["split"] for r in project_mod.read_csv(project.balanced)
