@@ -39,6 +39,8 @@ COLUMNS = [  # (header, evaluate key, baseline key)
     ("singer-ID LOO", "singer_id.loo_top1", "singer_id.loo_top1_mfcc"),
     ("encoder alone", "singer_id.loo_top1_encoder", None),
     ("signature alone", "singer_id.loo_top1_cepstral", None),
+    ("encoder, normalised within singers (MFCC, same)", "singer_id.loo_top1_encoder_within",
+     "singer_id.loo_top1_mfcc_within"),
     ("gender", "gender.balanced_accuracy", "gender.balanced_accuracy_mfcc"),
     ("gender per song", "gender.balanced_accuracy_per_song", None),
     ("melody MAP", "melody.map", "melody.map_chroma"),

@@ -148,6 +148,8 @@ def test_loo_relearns_the_signature_normalisation_without_the_query_singer(tmp_p
     assert rep["singer_id.loo_top1"] == pytest.approx(np.mean(hits_t))
     assert rep["singer_id.loo_top1_cepstral"] == pytest.approx(np.mean(hits_c))
     assert rep["singer_id.loo_top1_encoder"] == pytest.approx(ev.loo_hits(enc[rows], lab).mean())
+    for key in ("encoder_within", "mfcc_within"):  # the same backend on the other vectors, for comparison
+        assert 0 <= rep[f"singer_id.loo_top1_{key}"] <= 1 and f"singer_id.loo_top1_untrained_{key}" in rep
 
 
 def test_report_has_every_key_and_is_written(tmp_path):

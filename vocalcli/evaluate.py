@@ -395,6 +395,7 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
         vectors = {"": songs.timbre[rows_all], "_mfcc": songs.mfcc_z(everyone),
                    **{f"_{part}": x[rows_all] for part, x in songs.emb.parts.items()}}
         held_out = _leave_singer_out(songs, everyone) if songs.whitened else {}
+        vectors.update({k: None for k in held_out if k not in vectors})
         for suffix, x in vectors.items():
             hits = held_out[suffix] if suffix in held_out else loo_hits(x, sing(everyone))
             r[f"singer_id.loo_top1{suffix}"] = _mean(hits[counted])
@@ -422,17 +423,27 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
 
 
 def _leave_singer_out(songs: _Songs, everyone: list[str]) -> dict[str, np.ndarray]:
-    """Leave-one-out hits of the timbre vector ("") and the normalised signature ("_cepstral") over the songs
-    ``everyone``, each singer's songs scored with the normalisation learned from every other singer's."""
+    """Leave-one-out hits over the songs ``everyone``, each singer's songs scored with the normalisation
+    learned from every other singer's: the timbre vector (""), the normalised signature ("_cepstral"), and,
+    since the normalisation is a generic backend, the encoder's vector and the MFCC baseline given the same
+    ("_encoder_within", "_mfcc_within"; MFCC's learned from the other singers' songs among ``everyone``)."""
+    from vocalcli import cepstral
+
     lab = np.asarray(songs.singers(everyone))
     rows = np.asarray(songs.rows(everyone))
     who = np.asarray([songs.cat.get(s, {}).get("singer", "") for s in songs.emb.ids])
-    out = {"": np.zeros(len(everyone), dtype=bool), "_cepstral": np.zeros(len(everyone), dtype=bool)}
+    enc, mfcc = songs.emb.parts["encoder"], songs.mfcc_z(everyone)
+    shrink = songs.timbre_cfg.within_singer_shrink
+    out = {k: np.zeros(len(everyone), dtype=bool) for k in ("", "_cepstral", "_encoder_within", "_mfcc_within")}
     for singer in sorted(set(lab.tolist())):
         mine = np.flatnonzero(lab == singer)
         timbre, sig = songs.normalised(who != singer)
         out[""][mine] = loo_hits(timbre[rows], lab, mine)
         out["_cepstral"][mine] = loo_hits(sig[rows], lab, mine)
+        for key, x, x_who, at in (("_encoder_within", enc, who, rows), ("_mfcc_within", mfcc, lab, slice(None))):
+            learn = x_who != singer
+            w = cepstral.within_singer(x[learn], x_who[learn], shrink)
+            out[key][mine] = loo_hits((x if w is None else w.apply(x))[at], lab, mine)
     return out
 
 
