@@ -148,6 +148,13 @@ def test_loo_relearns_the_signature_normalisation_without_the_query_singer(tmp_p
     assert rep["singer_id.loo_top1"] == pytest.approx(np.mean(hits_t))
     assert rep["singer_id.loo_top1_cepstral"] == pytest.approx(np.mean(hits_c))
     assert rep["singer_id.loo_top1_encoder"] == pytest.approx(ev.loo_hits(enc[rows], lab).mean())
+    split = {r["song_id"]: r["split"] for r in project_mod.read_csv(proj.balanced)}
+    test = np.array([split.get(s) == "test" for s in ids])  # test vs train: learned without the test songs
+    train = np.array([split.get(s) == "train" for s in ids])
+    w = cepstral.within_singer(sig[~test], [x for x, t in zip(who, test, strict=True) if not t], 0.1)
+    t = cepstral.fuse(enc, w.apply(sig), cfg.timbre)
+    lab_all = np.array(who)
+    assert rep["singer_id.top1"] == pytest.approx(ev.knn_top1(t[train], lab_all[train], t[test], lab_all[test]))
     for key in ("encoder_within", "mfcc_within"):  # the same backend on the other vectors, for comparison
         assert 0 <= rep[f"singer_id.loo_top1_{key}"] <= 1 and f"singer_id.loo_top1_untrained_{key}" in rep
 

@@ -355,9 +355,10 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
     from singer-label positives, so the headline and ``_seen`` numbers count only untrained songs.
 
     When the signature is normalised within singers (vocalcli/cepstral.py ``within_singer``, learned from
-    the catalog's singer labels), no song is scored with a normalisation that learned from its own singer
-    as a new voice's would not: leave-one-out re-learns it without the query's singer, and the test-vs-
-    train and retrieval figures learn it from the train split only (a closed set, like the probe)."""
+    the catalog's singer labels), no song is scored with a normalisation that learned from the song
+    itself: leave-one-out re-learns it without the query's singer (a new voice), the test-vs-train and
+    retrieval figures without the songs they score (a closed set: the scored singers' other songs are
+    known, as the train songs are to the probe)."""
     r: dict[str, Any] = {}
     notes: list[str] = []
     sing, cat = songs.singers, songs.cat
@@ -367,10 +368,15 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
     test_ids = [s for s in test_all if cat.get(s, {}).get("singer") in train_singers]
     r["singer_id.n_train"] = len(train_ids)
     r["singer_id.n_test"] = len(test_ids)
-    closed, closed_parts = songs.timbre, dict(songs.emb.parts)
-    if songs.whitened:
-        closed, closed_parts["cepstral"] = songs.normalised(np.isin(np.asarray(songs.emb.ids), train_ids))
+    def without(scored: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(timbre vectors, parts) with the normalisation learned from every song but ``scored``."""
+        if not songs.whitened:
+            return songs.timbre, songs.emb.parts
+        timbre, sig = songs.normalised(~np.isin(np.asarray(songs.emb.ids), scored))
+        return timbre, {**songs.emb.parts, "cepstral": sig}
+
     if train_ids and test_ids:
+        closed = without(test_ids)[0]
         tr_t, te_t = closed[songs.rows(train_ids)], closed[songs.rows(test_ids)]
         tr_m, te_m = songs.mfcc(train_ids), songs.mfcc(test_ids)
         mu, sd = zscore_stats(tr_m)  # train statistics for both sides
@@ -411,6 +417,7 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
         pool = sorted(s for s, sp in split.items() if sp in ("val", "test"))
         notes.append("singer_id.map/eer: no singer has 2 test songs; measured on val + test songs")
     if max(Counter(sing(pool)).values(), default=0) >= 2:
+        closed, closed_parts = without(pool)
         x_t, x_m = closed[songs.rows(pool)], songs.mfcc_z(pool)
         r["singer_id.map"] = retrieval_map(x_t, sing(pool))
         r["singer_id.map_mfcc"] = retrieval_map(x_m, sing(pool))
