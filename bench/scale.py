@@ -285,7 +285,7 @@ def step_fake_embed(a: argparse.Namespace) -> dict:
     from vocalcli import cepstral, data, training
     from vocalcli import config as config_mod
     from vocalcli import project as project_mod
-    from vocalcli.embed import IDS_FIELDS, Embedder
+    from vocalcli.embed import IDS_FIELDS, Embedder, melody_settings, normalise_timbre
 
     proj = project_mod.Project((a.dir / "project").resolve())
     cfg = proj.load_config()
@@ -306,14 +306,16 @@ def step_fake_embed(a: argparse.Namespace) -> dict:
     arrays = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in arrays.items()}
     arrays["timbre"] = cepstral.fuse(arrays["encoder"], arrays["cepstral"], cfg.timbre)
     out = proj.embeddings
+    whitening = normalise_timbre(arrays, [s.singer for s in songs], cfg.timbre, out)  # as vocal embed does
     for k, v in arrays.items():
         project_mod.save_npy(out / f"{k}.npy", v.astype(np.float32))
     project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s.song_id} for i, s in enumerate(songs)],
                           IDS_FIELDS)
     project_mod.write_json(out / "meta.json", {
-        "checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(cfg.timbre), "n": len(songs),
+        "checkpoints": emb.checkpoint_hashes, "timbre": cepstral.settings(cfg.timbre),
+        "melody": melody_settings(cfg.melody), "n": len(songs),
         "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
-        "failed": [], "catalog": project_mod.file_digest(proj.catalog)})
+        "failed": [], "catalog": project_mod.file_digest(proj.catalog), "whitening": whitening})
     return {"wall_s": time.perf_counter() - t, "n": len(songs), "unit": "songs",
             "note": "synthetic embeddings (no model run)"}
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -304,11 +305,7 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
               for k, v in cols.items()}
     out = project.embeddings
     singer_of = {s.song_id: s.singer for s in songs}
-    white = (cepstral.within_singer(arrays["cepstral"], [singer_of[i] for i in ids], tb.within_singer_shrink)
-             if tb.within_singer else None)
-    if white is not None:
-        arrays["timbre"] = cepstral.fuse(arrays["encoder"], white.apply(arrays["cepstral"]), tb)
-        project_mod.save_npy(out / WHITENING, np.vstack([white.mean[None], white.transform]))
+    whitening = normalise_timbre(arrays, [singer_of[i] for i in ids], tb, out)
     for k, a in arrays.items():
         project_mod.save_npy(out / f"{k}.npy", a)
     project_mod.write_csv(out / "ids.csv", [{"row": i, "song_id": s} for i, s in enumerate(ids)], IDS_FIELDS)
@@ -316,13 +313,25 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
             "melody": melody_settings(cfg.melody), "n": len(ids),
             "timbre_dim": int(arrays["timbre"].shape[1]), "melody_dim": int(arrays["melody"].shape[1]),
             "failed": failed, "encoder_positives": emb.encoder_positives,
-            "whitening": None if white is None else {"singers": white.singers, "songs": white.songs,
-                                                     "digest": project_mod.file_digest(out / WHITENING)},
+            "whitening": whitening,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "catalog": project_mod.file_digest(project.catalog)}
     project_mod.write_json(out / "meta.json", meta)  # written last: marks a complete set
     return {k: meta[k] for k in ("n", "timbre_dim", "melody_dim", "checkpoints", "failed")} | {
         "dir": str(out)}
+
+
+def normalise_timbre(arrays: dict[str, np.ndarray], singers: list[str], tb: TimbreConfig,
+                     out: Path) -> dict[str, Any] | None:
+    """Learn the catalog's signature normalisation from ``arrays['cepstral']`` and each row's singer,
+    re-join ``arrays['timbre']`` with it (in place) and store it in ``out``; -> what meta.json records of
+    it (None: off in vocal.yaml, or nothing to learn from, and the timbre vectors stay as they are)."""
+    white = cepstral.within_singer(arrays["cepstral"], singers, tb.within_singer_shrink) if tb.within_singer else None
+    if white is None:
+        return None
+    arrays["timbre"] = cepstral.fuse(arrays["encoder"], white.apply(arrays["cepstral"]), tb)
+    project_mod.save_npy(out / WHITENING, np.vstack([white.mean[None], white.transform]))
+    return {"singers": white.singers, "songs": white.songs, "digest": project_mod.file_digest(out / WHITENING)}
 
 
 def load_whitening(project: project_mod.Project) -> cepstral.Whitening | None:
