@@ -368,6 +368,7 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
     test_ids = [s for s in test_all if cat.get(s, {}).get("singer") in train_singers]
     r["singer_id.n_train"] = len(train_ids)
     r["singer_id.n_test"] = len(test_ids)
+
     def without(scored: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(timbre vectors, parts) with the normalisation learned from every song but ``scored``."""
         if not songs.whitened:
