@@ -132,6 +132,23 @@ def test_within_singer_turns_down_what_varies_inside_a_singer():
     np.testing.assert_allclose(flat.transform, flat.transform[0, 0] * np.eye(d), atol=1e-12)
 
 
+def test_a_tampered_normalisation_is_refused_and_off_means_plain_cosine(tmp_path):
+    p, cfg = _trained(tmp_path / "p")
+    embed_project(p, cfg, device="cpu")
+    path = p.embeddings / embed_mod.WHITENING
+    a = np.load(path)
+    project_mod.save_npy(path, a * 2.0)  # not the file meta.json recorded
+    with pytest.raises(StaleArtifact, match="vocal embed"):
+        Embedder.from_project(p, "cpu")
+    off = dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, within_singer=False))
+    project_mod.write_text(p.config_path, config_mod.to_yaml(off))
+    embed_project(p, off, device="cpu")
+    e = load_embeddings(p)
+    assert e.meta["whitening"] is None and Embedder.from_project(p, "cpu").whitening is None
+    np.testing.assert_allclose(e.timbre, cepstral.fuse(e.parts["encoder"], e.parts["cepstral"], off.timbre),
+                               atol=1e-6)
+
+
 def test_within_singer_needs_two_singers_with_two_songs():
     x = np.random.default_rng(1).normal(size=(5, 4))
     assert cepstral.within_singer(x, ["a", "a", "b", "", ""]) is None  # unknown singers teach nothing
