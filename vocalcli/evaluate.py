@@ -301,9 +301,11 @@ class _Songs:
         # singer-ID re-learns it without the songs it scores (`normalised`)
         self.whitened = bool((emb.meta or {}).get("whitening")) and {"encoder", "cepstral"} <= set(emb.parts)
         self.row_of = {s: i for i, s in enumerate(emb.ids)}
+        self.cat = {r["song_id"]: r for r in catalog}
+        # each embedded row's singer ("" = unknown): what the signature normalisation learns from
+        self.who = np.asarray([self.cat.get(s, {}).get("singer", "") for s in emb.ids], dtype=object)
         self.timbre = l2_rows(emb.timbre)
         self.melody = l2_rows(emb.melody)
-        self.cat = {r["song_id"]: r for r in catalog}
         self._mfcc: dict[str, np.ndarray] = {}
 
     def rows(self, ids: Sequence[str]) -> list[int]:
@@ -318,9 +320,7 @@ class _Songs:
         from vocalcli import cepstral
 
         raw, enc = self.emb.parts["cepstral"], self.emb.parts["encoder"]
-        who = [self.cat.get(s, {}).get("singer", "") for s in self.emb.ids]
-        white = cepstral.within_singer(raw[fit], [w for w, f in zip(who, fit, strict=True) if f],
-                                       self.timbre_cfg.within_singer_shrink)
+        white = cepstral.within_singer(raw[fit], self.who[fit], self.timbre_cfg.within_singer_shrink)
         sig = white.apply(raw) if white is not None else l2_rows(raw)
         return l2_rows(cepstral.fuse(enc, sig, self.timbre_cfg)), sig
 
@@ -402,9 +402,10 @@ def singer_id_report(songs: _Songs, split: dict[str, str], seed: int, labelled_e
         vectors = {"": songs.timbre[rows_all], "_mfcc": songs.mfcc_z(everyone),
                    **{f"_{part}": x[rows_all] for part, x in songs.emb.parts.items()}}
         held_out = _leave_singer_out(songs, everyone) if songs.whitened else {}
-        vectors.update({k: None for k in held_out if k not in vectors})
-        for suffix, x in vectors.items():
-            hits = held_out[suffix] if suffix in held_out else loo_hits(x, sing(everyone))
+        hits_of = {suffix: held_out[suffix] if suffix in held_out else loo_hits(x, sing(everyone))
+                   for suffix, x in vectors.items()}
+        hits_of.update({k: v for k, v in held_out.items() if k not in hits_of})
+        for suffix, hits in hits_of.items():
             r[f"singer_id.loo_top1{suffix}"] = _mean(hits[counted])
             r[f"singer_id.loo_top1_untrained{suffix}"] = _mean(hits[untrained])
             if unseen.any():
@@ -439,7 +440,7 @@ def _leave_singer_out(songs: _Songs, everyone: list[str]) -> dict[str, np.ndarra
 
     lab = np.asarray(songs.singers(everyone))
     rows = np.asarray(songs.rows(everyone))
-    who = np.asarray([songs.cat.get(s, {}).get("singer", "") for s in songs.emb.ids])
+    who = songs.who
     enc, mfcc = songs.emb.parts["encoder"], songs.mfcc_z(everyone)
     shrink = songs.timbre_cfg.within_singer_shrink
     out = {k: np.zeros(len(everyone), dtype=bool) for k in ("", "_cepstral", "_encoder_within", "_mfcc_within")}
