@@ -82,6 +82,11 @@ def main() -> None:
         w = within_singer(x[learn], y[learn].tolist(), shrink)
         return x if w is None else w.apply(x)
 
+    def voice_rate(x: np.ndarray, y: np.ndarray, v: str, shrink: float | None, sets: list[np.ndarray]) -> float:
+        """Voice v's leave-one-out hit rate, the normalisation learned without v, mean over the draws."""
+        z = transformed(x, y, y != v, shrink)
+        return float(np.mean([loo_hits(z[i], y[i], np.flatnonzero(y[i] == v)).mean() for i in sets]))
+
     print("1. leave one voice out (queries: the voice; candidates: every song; learned: the other voices)")
     score: dict[tuple[str, int, float | None, str], float] = {}  # (project, K, shrink, voice) -> hit rate
     mfcc: dict[tuple[str, int, float | None], float] = {}  # the baseline, plain and at the default shrink
@@ -92,19 +97,11 @@ def main() -> None:
         for k in sizes:
             sets = draws(y, usable, k, a.draws)
             for shrink in (None, default):
-                per_voice = []
-                for v in usable:
-                    z = transformed(feats["MFCC"], y, y != v, shrink)
-                    per_voice.append(np.mean([loo_hits(z[i], y[i], np.flatnonzero(y[i] == v)).mean() for i in sets]))
-                mfcc[(name, k, shrink)] = float(np.mean(per_voice))
+                mfcc[(name, k, shrink)] = float(np.mean([voice_rate(feats["MFCC"], y, v, shrink, sets)
+                                                         for v in usable]))
             for shrink in (None, *SHRINKS):
                 for v in usable:
-                    z = transformed(x, y, y != v, shrink)
-                    rates = []
-                    for idx in sets:
-                        mine = np.flatnonzero(y[idx] == v)
-                        rates.append(loo_hits(z[idx], y[idx], mine).mean())
-                    score[(name, k, shrink, v)] = float(np.mean(rates))
+                    score[(name, k, shrink, v)] = voice_rate(x, y, v, shrink, sets)
     for name in data:
         voices = sorted({v for (n, _, _, v) in score if n == name})  # figures: mean over voices
         for k in sizes:
