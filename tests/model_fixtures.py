@@ -41,14 +41,30 @@ def melody(seed: int) -> list[tuple[int, int]]:
     return list(zip(notes.tolist(), durs.tolist(), strict=True))
 
 
+def _sung(mel_notes: list[tuple[int, int]], sing: dict, frames: int, transpose: int = 0,
+          offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(f0 in Hz [frames], loudness [frames]) of a melody sung by ``sing``: what `synth_mel` renders."""
+    seq = np.concatenate([np.full(d, n, dtype=np.float64) for n, d in mel_notes])
+    f0_midi = np.resize(np.roll(seq, -offset), frames) + sing["key"] + transpose
+    f0 = 440 * 2 ** ((f0_midi - 69) / 12) * (1 + 0.006 * np.sin(2 * np.pi * np.arange(frames) / 12))
+    gate = (np.diff(np.concatenate([[0], seq]), prepend=0) != 0)  # note onsets: short dips
+    loud = np.resize(np.roll(1 - 0.7 * np.convolve(gate, np.ones(3), "same").clip(0, 1), -offset), frames)
+    return f0, loud
+
+
+def synth_track(mel_notes: list[tuple[int, int]], sing: dict, frames: int, transpose: int = 0,
+                offset: int = 0) -> np.ndarray:
+    """The f0 track [2, frames] (Hz, dB) prepare would store beside `synth_mel`'s mel."""
+    f0, loud = _sung(mel_notes, sing, frames, transpose, offset)
+    return np.stack([f0, 20 * np.log10(loud)]).astype(np.float32)
+
+
 def synth_mel(mel_notes: list[tuple[int, int]], sing: dict, frames: int, audio: AudioConfig,
               transpose: int = 0, seed: int = 0, offset: int = 0) -> np.ndarray:
     """Log-mel [n_mels, frames] float16 of a melody sung by ``sing`` (harmonics x formant envelope)."""
     rng = np.random.default_rng(seed)
-    seq = np.concatenate([np.full(d, n, dtype=np.float64) for n, d in mel_notes])
-    f0_midi = np.resize(np.roll(seq, -offset), frames) + sing["key"] + transpose
     t = np.arange(frames)
-    f0 = 440 * 2 ** ((f0_midi - 69) / 12) * (1 + 0.006 * np.sin(2 * np.pi * t / 12))
+    f0, loud = _sung(mel_notes, sing, frames, transpose, offset)
     freqs = np.fft.rfftfreq(audio.n_fft, 1 / audio.sample_rate)  # [bins]
     env = sum(np.exp(-0.5 * ((freqs - f) / w) ** 2) for f, w in zip(sing["formants"], sing["widths"],
                                                                       strict=True))
@@ -63,8 +79,6 @@ def synth_mel(mel_notes: list[tuple[int, int]], sing: dict, frames: int, audio: 
         ok = i0 + 1 < freqs.size
         spec[i0[ok], t[ok]] += (1 - w[ok])
         spec[i0[ok] + 1, t[ok]] += w[ok]
-    gate = (np.diff(np.concatenate([[0], seq]), prepend=0) != 0)  # note onsets: short dips
-    loud = np.resize(np.roll(1 - 0.7 * np.convolve(gate, np.ones(3), "same").clip(0, 1), -offset), frames)
     power = (spec * env[:, None] ** 2) * loud[None, :] + sing["breath"] * rng.random((freqs.size, frames))
     mel = _basis(audio.sample_rate, audio.n_fft, audio.n_mels, audio.fmin, audio.fmax) @ power
     return np.log(mel + audio.log_floor).astype(np.float16)
@@ -106,9 +120,11 @@ def make_project(root: Path, cfg: Config | None = None, singers: int = 4, songs:
             sid = f"s{i}_{j}"
             m = synth_mel(melody((i + j) % songs), s, frames, cfg.audio, seed=i * 100 + j)
             project_mod.save_npy(proj.mel_path(sid), m)
+            project_mod.save_npy(proj.pitch_path(sid), synth_track(melody((i + j) % songs), s, frames))
             cat.append({"song_id": sid, "singer": f"singer{i}", "title": f"melody{(i + j) % songs}",
                         "source": f"songs/singer{i}/{sid}.wav", "duration_s": cfg.audio.end_s, "status": "ok",
-                        "reason": "", "mel": f"mels/{sid}.npy", "gender": "", "genre": ""})
+                        "reason": "", "mel": f"mels/{sid}.npy", "gender": "", "genre": "",
+                        "pitch": f"pitch/{sid}.npy"})
             if j < songs:
                 split = "val" if j == songs - 1 else ("test" if j == songs - 2 and songs > 3 else "train")
                 bal.append({"song_id": sid, "singer": f"singer{i}", "split": split})

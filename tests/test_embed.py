@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from model_fixtures import make_project, tiny_config
 
-from vocalcli import cepstral, training
+from vocalcli import catalog, cepstral, training
 from vocalcli import config as config_mod
 from vocalcli import embed as embed_mod
 from vocalcli import project as project_mod
@@ -79,6 +80,13 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
     t, _ = Embedder.from_project(p, "cpu").embed(np.load(p.mel_path(ok[5])))
     np.testing.assert_allclose(t, e.timbre[5], atol=1e-5)
     assert e.melody.shape[0] == 20 and np.allclose(np.linalg.norm(e.melody, axis=1), 1, atol=1e-5)
+    # the melody vector joins the latent's profile and the sung pitch's (read from pitch/), weighted
+    lat, pit = e.parts["melody_tcae"], e.parts["melody_pitch"]
+    assert lat.shape == pit.shape == (20, 255) and np.allclose(np.linalg.norm(pit, axis=1), 1, atol=1e-5)
+    joined = np.hstack([lat, cfg.melody.pitch_weight * pit])
+    np.testing.assert_allclose(e.melody, joined / np.linalg.norm(joined, axis=1, keepdims=True), atol=1e-6)
+    _, m = Embedder.from_project(p, "cpu").embed(np.load(p.mel_path(ok[5])), np.load(p.pitch_path(ok[5])))
+    np.testing.assert_allclose(m, e.melody[5], atol=1e-5)
     assert e.meta["checkpoints"] == Embedder.from_project(p, "cpu").checkpoint_hashes
     ids = project_mod.read_csv(p.embeddings / "ids.csv")
     assert ids[3] == {"row": "3", "song_id": ok[3]}
@@ -93,6 +101,8 @@ def test_embed_project_covers_every_ok_song_and_detects_staleness(trained):
     for changed, match in (
             (dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, cepstral_weight=0.0)), "timbre settings"),
             (dataclasses.replace(cfg, melody=dataclasses.replace(cfg.melody, tempo_prior_bpm=120.0)),
+             "melody settings.*vocal embed"),
+            (dataclasses.replace(cfg, melody=dataclasses.replace(cfg.melody, pitch_weight=1.0)),
              "melody settings.*vocal embed")):
         project_mod.write_text(p.config_path, config_mod.to_yaml(changed))
         try:
@@ -264,3 +274,22 @@ def test_same_seed_same_embeddings(tmp_path):
     ta, ma = ea.embed(mel)
     tb, mb = eb.embed(mel)
     assert np.array_equal(ta, tb) and np.array_equal(ma, mb)
+
+
+def test_songs_without_an_f0_track_are_refused_unless_the_pitch_part_is_off(trained, tmp_path):
+    """A project prepared before pitch/ existed: embed says to rerun prepare and changes nothing; with
+    melody.pitch_weight 0 the melody vector is the latent's profile alone."""
+    p, cfg = trained
+    q = project_mod.Project(tmp_path / "old")
+    shutil.copytree(p.root, q.root)
+    rows = project_mod.read_csv(q.catalog)
+    catalog.write(q.catalog, [{**r, "pitch": ""} for r in rows])
+    before = sorted(x.name for x in q.embeddings.glob("*")) if q.embeddings.exists() else []
+    with pytest.raises(MissingArtifact, match="no f0 track.*vocal prepare SONGS_DIR"):
+        embed_project(q, cfg, device="cpu")
+    assert (sorted(x.name for x in q.embeddings.glob("*")) if q.embeddings.exists() else []) == before
+    off = dataclasses.replace(cfg, melody=dataclasses.replace(cfg.melody, pitch_weight=0.0))
+    embed_project(q, off, device="cpu")
+    melody = np.load(q.embeddings / "melody.npy")
+    np.testing.assert_allclose(melody, np.load(q.embeddings / "melody_tcae.npy"), atol=1e-6)
+    assert not np.load(q.embeddings / "melody_pitch.npy").any()

@@ -59,6 +59,31 @@ def test_prepare_happy_path_and_rerun(tiny_project: Path, tmp_path: Path) -> Non
     assert json.loads(r.stdout)["processed"] == 6
 
 
+def test_the_f0_track_is_stored_on_the_mels_frames_and_older_rows_are_redone(tiny_project: Path,
+                                                                             tmp_path: Path) -> None:
+    """The melody vector reads pitch/<id>.npy: the sung f0 on the mel's frames. A catalog row from before
+    tracks were stored (no pitch column) is redone by a rerun; the others are skipped."""
+    songs = make_songs(tmp_path / "songs", singers=1, songs=2)
+    assert run("prepare", str(songs), "-p", str(tiny_project)).exit_code == 0
+    cat = catalog(tiny_project)
+    row = cat["singer0/song0.flac"]
+    track = np.load(tiny_project / row["pitch"])
+    mel = np.load(tiny_project / row["mel"])
+    assert row["pitch"] == f"pitch/{row['song_id']}.npy"
+    assert track.shape == (2, mel.shape[1]) and track.dtype == np.float32
+    loud = track[1] >= np.median(track[1])
+    semis = 12 * np.log2(track[0, loud] / 150.0)  # voice() sings 150 Hz and 1 and 2 semitones above
+    assert np.mean((semis > -0.7) & (semis < 2.7)) > 0.9
+    rows = list(cat.values())
+    rows[0] = {**rows[0], "pitch": ""}
+    from vocalcli import catalog as catalog_mod
+
+    catalog_mod.write(tiny_project / "catalog.csv", rows)
+    out = json.loads(run("prepare", str(songs), "-p", str(tiny_project), "--json").stdout)
+    assert out["processed"] == 1 and out["skipped"] == 1
+    assert catalog(tiny_project)["singer0/song0.flac"]["pitch"] == row["pitch"]
+
+
 def test_changed_source_is_redone(tiny_project: Path, tmp_path: Path) -> None:
     songs = make_songs(tmp_path / "songs", singers=1, songs=2)
     assert run("prepare", str(songs), "-p", str(tiny_project)).exit_code == 0
@@ -171,9 +196,9 @@ def test_prepare_query_short_file_warns(tmp_path: Path) -> None:
     from vocalcli.config import from_dict
 
     cfg = from_dict({"audio": {"start_s": 1.0, "end_s": 4.0}, "prepare": {"separate": "none"}})
-    mel, info = prep.prepare_query(write(tmp_path / "q.wav", voice(2.5, 16000), 16000), cfg)
+    mel, info, _ = prep.prepare_query(write(tmp_path / "q.wav", voice(2.5, 16000), 16000), cfg)
     assert mel.shape[0] == 48 and info["warnings"]
-    mel, info = prep.prepare_query(write(tmp_path / "q2.wav", voice(5, 16000), 16000), cfg)
+    mel, info, _ = prep.prepare_query(write(tmp_path / "q2.wav", voice(5, 16000), 16000), cfg)
     assert mel.shape == (48, 188) and not info["warnings"]
 
 

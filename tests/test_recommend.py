@@ -35,7 +35,7 @@ class FakeEmbedder:
                 raise MissingArtifact(f"no {t} model; run 'vocal train-{t}'")
         return cls(index.checkpoint_digests(project))
 
-    def embed(self, log_mel):
+    def embed(self, log_mel, track=None):
         from vocalcli.gender import mel_stats
 
         s = mel_stats(np.asarray(log_mel, dtype=np.float32))
@@ -187,13 +187,13 @@ def test_query_file_identical_to_a_catalog_song_comes_first(tmp_path, fake_model
     proj = make_use_project(tmp_path / "p")
     cfg = proj.load_config()
     wav = _wav(tmp_path / "q.wav")
-    mel, _ = prepare_query(wav, cfg, None)  # what prepare stored for this song (as float16)
+    mel, _, track = prepare_query(wav, cfg, None)  # what prepare stored for this song (as float16)
     stored = mel.astype(np.float16)
     project_mod.save_npy(proj.mel_path("eve-song3"), stored)
     emb = index.load_embeddings(proj)
     t, m = emb.timbre.copy(), emb.melody.copy()
     row = emb.ids.index("eve-song3")
-    t[row], m[row] = Embedder.from_project(proj).embed(stored)
+    t[row], m[row] = Embedder.from_project(proj).embed(stored, track)
     write_embeddings(proj, emb.ids, t, m)
     index.build_index(proj, cfg)
     res = recommend(proj, cfg, audio=wav, k=3)

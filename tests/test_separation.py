@@ -220,7 +220,7 @@ def test_pitch_from_the_separators_track_matches_tracking_the_estimate(mixture) 
     from vocalcli.pitch import pitch_stats, separate_with_pitch
 
     mix, vocal = mixture
-    est, used, stats = separate_with_pitch(mix, SR, "harmonic")
+    est, used, stats, track = separate_with_pitch(mix, SR, "harmonic")
     assert used == "harmonic"
     np.testing.assert_array_equal(est, separate(mix, SR, "harmonic")[0])
     again = pitch_stats(est, SR)
@@ -230,6 +230,15 @@ def test_pitch_from_the_separators_track_matches_tracking_the_estimate(mixture) 
         assert abs(np.log2(stats[k] / truth[k])) < 1 / 12
     none = separate_with_pitch(mix, SR, "none")
     assert none[1] == "none" and none[0] is mix
+    # the track the melody vector reads: the separator's own, on the louder frames the sung register
+    from vocalcli.pitch import stats_from_track, track_of
+
+    assert stats_from_track(track.f0_hz, track.energy) == stats
+    own = track_of(vocal, SR)
+    assert own.hop_s == track.hop_s and own.f0_hz.shape == track.f0_hz.shape
+    loud = own.energy >= np.median(own.energy)
+    agree = np.abs(np.log2(track.f0_hz[loud] / own.f0_hz[loud])) < 1 / 24
+    assert agree.mean() > 0.8
 
 
 def test_model_input_is_the_models_rate_and_channels() -> None:

@@ -15,12 +15,13 @@ from vocalcli.errors import MissingArtifact, VocalError
 FIELDS = [
     "song_id", "singer", "title", "source", "duration_s", "status", "reason", "mel",
     "gender", "genre", "separation", "f0_hz", "f0_p75_hz", "size", "mtime_ns", "settings", "mel_stamp",
-    "residue",
+    "residue", "pitch",
 ]
 """catalog.csv columns; size + mtime_ns detect a changed source, settings = hash of what shaped the mel;
 f0_hz / f0_p75_hz = the sung register (vocalcli.pitch), for gender; mel_stamp = size:mtime_ns of the mel
 as written, so a mel rewritten since is never trusted (vocalcli.prepare.mel_stamp); residue = the residue
-mel's path (empty when no separation ran), for the timbre encoder's training."""
+mel's path (empty when no separation ran), for the timbre encoder's training; pitch = the f0 track's path
+(pitch/<id>.npy), for the melody vector."""
 
 REQUIRED = ("song_id", "singer", "status", "mel")
 """Columns every reader relies on: a catalog without one is refused in one line, not used half."""

@@ -242,6 +242,11 @@ class MelodyConfig:
                                           "more often between a tempo and its double)")
     onset_max_hz: float = opt(1000.0, "the beat is read from changes of spectral shape in the mel bands below "
                                       "this (sung note changes); above it, drum residue dominates")
+    pitch_weight: float = opt(4.0, "weight of the sung pitch's profile (pitch/<song_id>.npy, vocalcli/"
+                                   "pitch_profile.py) joined to the TCAE latent's (weight 1); 0 = the latent only")
+    pitch_loud_fraction: float = opt(0.7, "the pitch profile reads this louder fraction of the frames (the "
+                                          "tracker follows the band where the voice rests)")
+    pitch_sigma: float = opt(1.0, "semitones; width of each frame's pitch-class bump in the pitch profile")
 
 
 @dataclass
@@ -419,6 +424,9 @@ def validate(cfg: Config) -> Config:
     need(md.tempo_prior_bpm > 0 and md.tempo_prior_octaves > 0, "melody.tempo_prior_bpm/tempo_prior_octaves",
          "must be positive")
     need(md.onset_max_hz > cfg.audio.fmin, "melody.onset_max_hz", f"must be above audio.fmin = {cfg.audio.fmin}")
+    need(md.pitch_weight >= 0, "melody.pitch_weight", "must be >= 0")
+    need(0 < md.pitch_loud_fraction <= 1, "melody.pitch_loud_fraction", "must be in (0, 1]")
+    need(md.pitch_sigma > 0, "melody.pitch_sigma", "must be > 0 semitones")
     w = cfg.index.weights
     need(w.timbre >= 0 and w.melody >= 0 and w.timbre + w.melody > 0, "index.weights",
          "must be >= 0 and not both 0")

@@ -29,6 +29,7 @@ class Song:
     split: str  # train / val / test, or "" for catalog songs outside balanced.csv
     path: Path  # absolute path of the .npy log-mel
     residue: Path | None = None  # absolute path of the residue log-mel, when prepare stored one
+    pitch: Path | None = None  # absolute path of the f0 track on the mel's frames (pitch/<id>.npy)
 
 
 def catalog_songs(project: project_mod.Project) -> list[Song]:
@@ -37,7 +38,8 @@ def catalog_songs(project: project_mod.Project) -> list[Song]:
     for r in catalog.ok_rows(project):
         if r.get("mel"):
             res = project.root / r["residue"] if r.get("residue") else None
-            songs.append(Song(r["song_id"], r.get("singer", ""), "", project.root / r["mel"], res))
+            pitch = project.root / r["pitch"] if r.get("pitch") else None
+            songs.append(Song(r["song_id"], r.get("singer", ""), "", project.root / r["mel"], res, pitch))
     return songs
 
 
@@ -50,7 +52,7 @@ def split_songs(project: project_mod.Project, split: str) -> list[Song]:
     for r in project_mod.read_csv(project.balanced):
         if r.get("split") == split and r["song_id"] in by_id:
             s = by_id[r["song_id"]]
-            out.append(Song(s.song_id, r.get("singer") or s.singer, split, s.path, s.residue))
+            out.append(Song(s.song_id, r.get("singer") or s.singer, split, s.path, s.residue, s.pitch))
     return out
 
 

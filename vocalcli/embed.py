@@ -36,8 +36,9 @@ from vocalcli.models.encoder import TimbreEncoder
 from vocalcli.models.tcae import TCAE, beat_period, centre_bands, melody_embedding, note_changes, pool_frames
 from vocalcli.tasks import TASKS
 
-PARTS = (*(t.embedding for t in TASKS.values()), "encoder", "cepstral")
-"""embeddings/<part>.npy: each model's song vector, then the timbre vector's two parts."""
+PARTS = (*(t.embedding for t in TASKS.values()), "encoder", "cepstral", "melody_tcae", "melody_pitch")
+"""embeddings/<part>.npy: each model's song vector, then the timbre vector's two parts and the melody
+vector's two."""
 IDS_FIELDS = ["row", "song_id"]
 WHITENING = "cepstral_whitening.npy"
 """embeddings/<this>: [1 + D, D] float64, the signature normalisation's mean (row 0) and transform."""
@@ -106,16 +107,48 @@ def melody_of(model: TCAE, mel: np.ndarray, device: torch.device, frame_rate: fl
     return melody_batch(model, [mel], device, frame_rate, melody, centres_hz)[0]
 
 
-@torch.no_grad()
 def melody_batch(model: TCAE, mels: list[np.ndarray], device: torch.device, frame_rate: float,
                  melody: MelodyConfig | None = None, centres_hz: np.ndarray | None = None) -> np.ndarray:
-    """Melody vectors [len(mels), Dm] float32; songs of equal length share one forward pass (the model is
-    causal and per-sample, so a song's vector does not depend on its batch-mates). ``melody``,
-    ``centres_hz``: as in `melody_of`."""
+    """The TCAE latent's melody vectors [len(mels), Dm] float32; songs of equal length share one forward
+    pass (the model is causal and per-sample, so a song's vector does not depend on its batch-mates).
+    ``melody``, ``centres_hz``: as in `melody_of`."""
+    return _latent_profiles(model, mels, device, frame_rate, melody, centres_hz)[0]
+
+
+def melody_parts(model: TCAE, mels: list[np.ndarray], tracks: list[np.ndarray | None], device: torch.device,
+                 frame_rate: float, melody: MelodyConfig | None = None,
+                 centres_hz: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """{'melody', 'melody_tcae', 'melody_pitch'} [len(mels), D] float32: the song's melody vector and its
+    two parts, the TCAE latent's profile and the sung pitch's (`vocalcli.pitch_profile`, read from the
+    f0 track [2, frames] on the mel's frames, at the same beat). The melody vector is their join, the
+    pitch part weighted ``melody.pitch_weight``, L2-normalised (weight 0: the latent's profile alone). A
+    song without a track (None) gets a zero pitch part, so its vector points where the latent's does.
+    Only the latent needs the model: the pitch part is training-free."""
+    from vocalcli import pitch_profile
+
+    md = melody or MelodyConfig()
+    latent, periods = _latent_profiles(model, mels, device, frame_rate, md, centres_hz)
+    pitch = np.zeros_like(latent)
+    for i, tr in enumerate(tracks):
+        if tr is not None:
+            pitch[i] = pitch_profile.profile(np.asarray(tr), periods[i], md.pitch_loud_fraction, md.pitch_sigma)
+    if md.pitch_weight == 0:
+        return {"melody": latent, "melody_tcae": latent, "melody_pitch": pitch}
+    joined = np.concatenate([latent, md.pitch_weight * pitch], axis=1)
+    joined /= np.maximum(np.linalg.norm(joined, axis=1, keepdims=True), 1e-12)
+    return {"melody": joined.astype(np.float32), "melody_tcae": latent, "melody_pitch": pitch}
+
+
+@torch.no_grad()
+def _latent_profiles(model: TCAE, mels: list[np.ndarray], device: torch.device, frame_rate: float,
+                     melody: MelodyConfig | None = None,
+                     centres_hz: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(the TCAE latent's melody vectors [len(mels), Dm], each song's beat period in mel frames)."""
     md = melody or MelodyConfig()
     d = model.cfg.downsample
     steps_per_s = frame_rate / d
     out: list[np.ndarray | None] = [None] * len(mels)
+    beats = np.zeros(len(mels), np.float64)
     by_len: dict[int, list[int]] = {}
     for i, m in enumerate(mels):
         by_len.setdefault(int(m.shape[1]), []).append(i)
@@ -130,13 +163,16 @@ def melody_batch(model: TCAE, mels: list[np.ndarray], device: torch.device, fram
         vecs = melody_embedding(model.encode(x), steps_per_s, period).float().cpu().numpy().astype(np.float32)
         for j, i in enumerate(idx):
             out[i] = vecs[j]
-    return np.stack(out)  # type: ignore[arg-type]
+            beats[i] = float(period[j]) * d
+    return np.stack(out), beats  # type: ignore[arg-type]
 
 
 def melody_settings(md: MelodyConfig) -> dict[str, Any]:
     """What embeddings/meta.json records, so melody vectors made with other settings are refused."""
     return {"tempo_prior_bpm": float(md.tempo_prior_bpm), "tempo_prior_octaves": float(md.tempo_prior_octaves),
-            "onset_max_hz": float(md.onset_max_hz), "beat_refine": list(tcae_mod.REFINE_BEATS)}
+            "onset_max_hz": float(md.onset_max_hz), "beat_refine": list(tcae_mod.REFINE_BEATS),
+            "pitch_weight": float(md.pitch_weight), "pitch_loud_fraction": float(md.pitch_loud_fraction),
+            "pitch_sigma": float(md.pitch_sigma)}
 
 
 class Embedder:
@@ -195,17 +231,21 @@ class Embedder:
             out.whitening = load_whitening(project)
         return out
 
-    def embed(self, log_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[n_mels, frames] log-mel (float16/32) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
-        parts = self.embed_parts(log_mel)
+    def embed(self, log_mel: np.ndarray, track: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """[n_mels, frames] log-mel (float16/32) and its f0 track [2, frames] as prepare stores it (None:
+        the melody vector is the latent's alone) -> (timbre [Dt], melody [Dm]), L2-normalised float32."""
+        parts = self.embed_parts(log_mel, track)
         return parts["timbre"], parts["melody"]
 
-    def embed_parts(self, log_mel: np.ndarray) -> dict[str, np.ndarray]:
-        """{'timbre', 'melody', 'encoder', 'cepstral'}: the two vectors and the timbre vector's parts."""
-        return {k: v[0] for k, v in self.embed_many([log_mel]).items()}
+    def embed_parts(self, log_mel: np.ndarray, track: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """{'timbre', 'melody', 'encoder', 'cepstral', 'melody_tcae', 'melody_pitch'}: the two vectors and
+        the parts of each."""
+        return {k: v[0] for k, v in self.embed_many([log_mel], [track]).items()}
 
-    def embed_many(self, log_mels: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Several songs at once: {'timbre', 'melody', 'encoder', 'cepstral'} -> [len(log_mels), dim] each.
+    def embed_many(self, log_mels: list[np.ndarray],
+                   tracks: list[np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
+        """Several songs at once (``tracks``: each song's f0 track or None, as in `embed`): the parts of
+        `embed_parts` -> [len(log_mels), dim] each.
 
         The same vectors as one `embed_parts` per song (tested), in fewer, fuller forward passes: on CPU the
         per-call overhead of small convolutions is most of the cost of one song, on a GPU all of it.
@@ -223,8 +263,8 @@ class Embedder:
         sig = np.stack(sigs)
         used = self.whitening.apply(sig) if self.whitening is not None else sig
         return {"timbre": cepstral.fuse(enc, used, self.timbre), "encoder": enc, "cepstral": sig,
-                "melody": melody_batch(self.tcae, mels, self.device, self.frame_rate, self.melody,
-                                       self.mel_centres_hz)}
+                **melody_parts(self.tcae, mels, tracks or [None] * len(mels), self.device, self.frame_rate,
+                               self.melody, self.mel_centres_hz)}
 
 
 def songs_per_batch(device: torch.device) -> int:
@@ -233,11 +273,16 @@ def songs_per_batch(device: torch.device) -> int:
     return 64 if device.type == "cuda" else 8
 
 
-def _read_mels(songs: list[data.Song]) -> list[tuple[data.Song, np.ndarray | Exception]]:
-    out: list[tuple[data.Song, np.ndarray | Exception]] = []
+def _read_mels(songs: list[data.Song]) -> list[tuple[data.Song, tuple[np.ndarray, np.ndarray | None] | Exception]]:
+    """Each song's (mel, f0 track or None when prepare stored none), or why it could not be read."""
+    out: list[tuple[data.Song, tuple[np.ndarray, np.ndarray | None] | Exception]] = []
     for s in songs:
         try:
-            out.append((s, np.load(s.path)))
+            mel = np.load(s.path)
+            track = np.load(s.pitch) if s.pitch is not None else None
+            if track is not None and (track.ndim != 2 or track.shape[0] != 2 or track.shape[1] != mel.shape[-1]):
+                raise ValueError(f"{s.pitch} holds {track.shape}, not the [2, {mel.shape[-1]}] f0 track of its mel")
+            out.append((s, (mel, track)))
         except (OSError, ValueError) as e:
             out.append((s, e))
     return out
@@ -258,6 +303,12 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
     tb = cfg.timbre
     emb = Embedder.from_project(project, device, timbre=tb, melody=cfg.melody, whitening=False)
     songs = data.catalog_songs(project)
+    untracked = [s.song_id for s in songs if s.pitch is None]
+    if untracked and cfg.melody.pitch_weight > 0:
+        raise MissingArtifact(f"{len(untracked)} of {len(songs)} songs have no f0 track in {project.pitch} (e.g. "
+                              f"{untracked[0]}; prepared by an older vocal), which the melody vector reads; rerun "
+                              "'vocal prepare SONGS_DIR': it redoes only those songs. Or set melody.pitch_weight: 0 "
+                              "in vocal.yaml for the latent's profile alone. Nothing was changed")
     if progress:
         progress(advance=0, total=max(len(songs), 1))
     ids, failed = [], []
@@ -276,12 +327,12 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
                 else:
                     good.append((s, mel))
             try:
-                parts = emb.embed_many([m for _, m in good]) if good else {}
+                parts = emb.embed_many([m for _, (m, _) in good], [t for _, (_, t) in good]) if good else {}
             except ValueError:  # one malformed mel: find it song by song
                 parts = {}
-                for s, m in good:
+                for s, (m, t) in good:
                     try:
-                        one = emb.embed_parts(m)
+                        one = emb.embed_parts(m, t)
                     except ValueError as e:
                         failed.append({"song_id": s.song_id, "reason": f"{type(e).__name__}: {e}"})
                     else:
@@ -300,7 +351,7 @@ def embed_project(project: project_mod.Project, cfg: Any = None, device: str | t
                               f"the embeddings in {project.embeddings} are left as they were; run 'vocal "
                               "prepare SONGS_DIR' first")
     dims = {"timbre": emb.encoder.cfg.embedding_dim + cepstral.dim(tb), "encoder": emb.encoder.cfg.embedding_dim,
-            "cepstral": cepstral.dim(tb), "melody": 0}
+            "cepstral": cepstral.dim(tb), "melody": 0, "melody_tcae": 0, "melody_pitch": 0}
     arrays = {k: np.concatenate(v).astype(np.float32) if v else np.zeros((0, dims[k]), np.float32)
               for k, v in cols.items()}
     out = project.embeddings
@@ -392,8 +443,8 @@ def load_embeddings(project: project_mod.Project) -> Embeddings:
                             f"and vocal.yaml say {want_m}; run 'vocal embed'")
     ids = [r["song_id"] for r in project_mod.read_csv(files[3], required=("song_id",), fix="run 'vocal embed'")]
     timbre, melody = (project_mod.load_npy(f, "run 'vocal embed'") for f in files[1:3])
-    parts = {k: project_mod.load_npy(d / f"{k}.npy", "run 'vocal embed'") for k in ("encoder", "cepstral")
-             if (d / f"{k}.npy").exists()}
+    parts = {k: project_mod.load_npy(d / f"{k}.npy", "run 'vocal embed'")
+             for k in ("encoder", "cepstral", "melody_tcae", "melody_pitch") if (d / f"{k}.npy").exists()}
     if not all(len(ids) == len(a) for a in (timbre, melody, *parts.values())):
         raise StaleArtifact(f"embeddings in {d} are inconsistent ({len(ids)} ids, {len(timbre)} timbre, "
                             f"{len(melody)} melody rows); run 'vocal embed'")

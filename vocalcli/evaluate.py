@@ -506,6 +506,10 @@ def melody_report(songs: _Songs, cfg: Config, melody_labels: Path | None) -> Rep
     notes: list[str] = []
     mel_lab, singers = [labels[s] for s in ids], songs.singers(ids)
     r["melody.map"] = retrieval_map(songs.melody[songs.rows(ids)], mel_lab, singers)
+    for part in ("melody_tcae", "melody_pitch"):  # the melody vector's two parts alone
+        if part in songs.emb.parts and np.any(songs.emb.parts[part]):
+            r[f"melody.map_{part.removeprefix('melody_')}"] = retrieval_map(songs.emb.parts[part][songs.rows(ids)],
+                                                                             mel_lab, singers)
     r["melody.map_timbre"] = retrieval_map(songs.timbre[songs.rows(ids)], mel_lab, singers)
     try:
         chroma = chroma_features(songs.project, cfg, [songs.cat[s] for s in ids], songs.progress)

@@ -463,7 +463,7 @@ def predict_files(project: project_mod.Project, cfg: Config, paths: Sequence[Pat
     for path in paths:
         row: dict[str, Any] = {"path": str(path)}
         try:
-            mel, info = prepare_query(path, cfg, separate)
+            mel, info, _ = prepare_query(path, cfg, separate)
             row["warnings"] = info.get("warnings", [])
             if embedder is not None:
                 x = embedder.embed(mel)[0]

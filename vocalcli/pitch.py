@@ -9,6 +9,8 @@ the window.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 PITCH_FIELDS = ("f0_hz", "f0_p75_hz")
@@ -49,23 +51,52 @@ def stats_from_track(f0: np.ndarray, energy: np.ndarray) -> dict[str, float]:
     return {"f0_hz": float(2**p50), "f0_p75_hz": float(2**p75)}
 
 
-def separate_with_pitch(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray, str, dict[str, float]]:
-    """(vocal estimate, method used, pitch statistics of the vocal) in one pass where possible.
+@dataclass(frozen=True)
+class Track:
+    """The f0 tracker's output over a whole window: f0 [frames] in Hz, the tracked signal's energy per
+    frame, and the tracker's hop in seconds. `at_frames` puts it on the mel's frames (what prepare
+    stores in pitch/<song_id>.npy for the melody vector, vocalcli/pitch_profile.py)."""
 
-    With ``harmonic`` separation the statistics come from the separator's own track over the whole
-    window (the louder half of the vocal estimate's frames), which costs nothing extra; otherwise the
-    estimate is tracked on excerpts (``pitch_stats``).
+    f0_hz: np.ndarray
+    energy: np.ndarray
+    hop_s: float
+
+    def at_frames(self, frame_hop_s: float, n_frames: int) -> np.ndarray:
+        from vocalcli.pitch_profile import track_at_frames
+
+        return track_at_frames(self.f0_hz, self.energy, self.hop_s, frame_hop_s, n_frames)
+
+
+def track_of(y: np.ndarray, sr: int) -> Track:
+    """The f0 track of mono ``y`` over its whole length (~0.4 s per 2-minute window on one core)."""
+    from vocalcli import f0 as f0_mod
+
+    n_fft = f0_mod.fft_size(sr)
+    hop = n_fft // f0_mod.HOP_FRACTION
+    x = np.pad(np.asarray(y, dtype=np.float32), (0, max(0, n_fft - y.size)))
+    mag = np.abs(f0_mod.stft(x, n_fft, hop))
+    return Track(f0_mod.track_f0(mag, sr, n_fft), np.square(mag).sum(axis=0), hop / sr)
+
+
+def separate_with_pitch(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray, str, dict[str, float], Track]:
+    """(vocal estimate, method used, pitch statistics of the vocal, its f0 track) in one pass where possible.
+
+    With ``harmonic`` separation the statistics and the track come from the separator's own track over
+    the whole window (the statistics from the louder half of the vocal estimate's frames), which costs
+    nothing extra; otherwise the statistics come from excerpts (``pitch_stats``, as before) and the
+    estimate is tracked once more over the whole window for the melody vector.
     """
     from vocalcli import separation as sep
-    from vocalcli.f0 import fft_size
+    from vocalcli.f0 import HOP_FRACTION, fft_size
 
-    if method == "none":
-        return y, "none", pitch_stats(y, sr)
     if method == "harmonic" and y.size >= 2 * fft_size(sr):
         vocal, f0, energy = sep.harmonic_separate_tracked(np.asarray(y, dtype=np.float32), sr)
-        return vocal, "harmonic", stats_from_track(f0, energy)
-    vocal, used = sep.separate(y, sr, method)
-    return vocal, used, pitch_stats(vocal, sr)
+        return vocal, "harmonic", stats_from_track(f0, energy), Track(f0, energy, fft_size(sr) // HOP_FRACTION / sr)
+    if method == "none":
+        vocal, used = y, "none"
+    else:
+        vocal, used = sep.separate(y, sr, method)
+    return vocal, used, pitch_stats(vocal, sr), track_of(vocal, sr)
 
 
 def pitch_features(f0_hz: float, f0_p75_hz: float) -> np.ndarray:

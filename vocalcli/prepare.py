@@ -30,6 +30,7 @@ from vocalcli import project as project_mod
 from vocalcli.audio import AUDIO_EXTENSIONS, warm_librosa_cache
 from vocalcli.config import AudioConfig, Config
 from vocalcli.errors import AudioError, ConfigError, VocalError
+from vocalcli.pitch import Track
 
 PIPELINE_VERSION = 3  # 2: fluctuation-weighted tracker; 3: pitch from the separator's own track
 """Bump when the meaning of a stored mel changes: every song is then redone on the next prepare."""
@@ -274,6 +275,7 @@ class Job:
     separation: str
     silence_db: float
     residue_path: str = ""  # where to store the residue mel when separation runs; "" = do not
+    pitch_path: str = ""  # where to store the f0 track at the mel's frames (vocalcli/pitch_profile.py)
 
 
 def _decode_checked(job: Job) -> tuple[dict[str, Any], Any, np.ndarray | None]:
@@ -311,12 +313,15 @@ def _decode_checked(job: Job) -> tuple[dict[str, Any], Any, np.ndarray | None]:
 
 
 def _finish(job: Job, row: dict[str, Any], vocal: np.ndarray, used: str, pitch: dict[str, float],
-            mix: np.ndarray | None = None) -> dict[str, Any]:
-    """Mel of the vocal estimate -> mels/<song_id>.npy (float16); with ``mix`` (the 16 kHz mono window)
-    and a residue path, the residue mel too; the row with its pitch statistics."""
+            track: Track, mix: np.ndarray | None = None) -> dict[str, Any]:
+    """Mel of the vocal estimate -> mels/<song_id>.npy (float16), its f0 track on the mel's frames ->
+    pitch/<song_id>.npy; with ``mix`` (the 16 kHz mono window) and a residue path, the residue mel too;
+    the row with its pitch statistics."""
     from vocalcli import audio
 
     mel = audio.fit_frames(audio.log_mel(vocal, job.audio), job.audio.n_frames)
+    if job.pitch_path:  # written before the mel: a row is only made once its mel is there
+        project_mod.save_npy(Path(job.pitch_path), track.at_frames(1.0 / job.audio.frame_rate, mel.shape[1]))
     residue = ""
     if job.residue_path and used != "none" and mix is not None:
         # what MR removal took away, exactly (time domain, before the mel): the band the timbre encoder
@@ -326,7 +331,8 @@ def _finish(job: Job, row: dict[str, Any], vocal: np.ndarray, used: str, pitch: 
         project_mod.save_npy(Path(job.residue_path), res.astype(np.float16))
         residue = job.residue_path
     project_mod.save_npy(Path(job.mel_path), mel.astype(np.float16))
-    return {**row, "separation": used, "residue": residue, **{k: f"{v:.1f}" for k, v in pitch.items()}}
+    return {**row, "separation": used, "residue": residue, "pitch": job.pitch_path,
+            **{k: f"{v:.1f}" for k, v in pitch.items()}}
 
 
 def prepare_file(job: Job) -> dict[str, Any]:
@@ -340,10 +346,10 @@ def prepare_file(job: Job) -> dict[str, Any]:
     from vocalcli.pitch import separate_with_pitch
 
     try:
-        vocal, used, pitch = separate_with_pitch(y, job.audio.sample_rate, job.separation)
+        vocal, used, pitch, track = separate_with_pitch(y, job.audio.sample_rate, job.separation)
     except VocalError as e:
         return {**row, "status": "separation_error", "reason": str(e)}
-    return _finish(job, row, vocal, used, pitch, y)
+    return _finish(job, row, vocal, used, pitch, track, y)
 
 
 def _decode_for_model(args: tuple[Job, int, int]) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -363,12 +369,12 @@ def _finish_separated(args: tuple[Job, dict[str, Any], np.ndarray, np.ndarray, i
     """Stage 3 of demucs prepare (a worker): pitch statistics of the vocal stem, mel (and the residue's:
     the model's input window downmixed to the mel's rate, minus the stem), save."""
     from vocalcli import audio
-    from vocalcli.pitch import pitch_stats
+    from vocalcli.pitch import pitch_stats, track_of
 
     job, row, vocal, window, model_sr = args
     sr = job.audio.sample_rate
     mix = audio.resample(audio.to_mono(window), model_sr, sr) if job.residue_path else None
-    return _finish(job, row, vocal, "demucs", pitch_stats(vocal, sr), mix)
+    return _finish(job, row, vocal, "demucs", pitch_stats(vocal, sr), track_of(vocal, sr), mix)
 
 
 def _demucs_device(device: Any, method: str) -> Any:
@@ -545,6 +551,8 @@ def _is_done(old: dict[str, str] | None, song: SongFile, st: os.stat_result, set
     if old.get("status") == "ok":  # rows from before pitch statistics (or residues) existed are redone
         done = bool(old.get("f0_hz")) and bool(old.get("mel")) and old.get("mel_stamp") == mel_stamp(
             proj.root / old["mel"])
+        # and from before the f0 track was stored (the melody vector reads it)
+        done = done and bool(old.get("pitch")) and (proj.root / old["pitch"]).is_file()
         if want_residue and old.get("separation") not in ("", "none"):
             done = done and bool(old.get("residue")) and (proj.root / old["residue"]).is_file()
         return done
@@ -639,7 +647,8 @@ def prepare_files(
 
     keep_residue = cfg.prepare.residue and method != "none"
     jobs = [Job(s, str(proj.mel_path(s.song_id)), cfg.audio, method, cfg.prepare.silence_db,
-                str(proj.residue_path(s.song_id)) if keep_residue else "") for s, _ in todo]
+                str(proj.residue_path(s.song_id)) if keep_residue else "", str(proj.pitch_path(s.song_id)))
+            for s, _ in todo]
     n_workers = workers if workers else (cfg.prepare.workers or os.cpu_count() or 1)
     n_workers = max(1, min(n_workers, len(jobs) or 1))
     last_flush = time.monotonic()
@@ -651,8 +660,9 @@ def prepare_files(
             mel = proj.mel_path(row["song_id"])
             row["mel"] = Path(mel).relative_to(proj.root).as_posix()
             row["mel_stamp"] = mel_stamp(mel)
-            if row.get("residue"):
-                row["residue"] = Path(row["residue"]).relative_to(proj.root).as_posix()
+            for col in ("residue", "pitch"):
+                if row.get(col):
+                    row[col] = Path(row[col]).relative_to(proj.root).as_posix()
         rows[row["song_id"]] = row
         if progress:
             progress(advance=1)
@@ -689,7 +699,7 @@ def prepare_files(
                     record(base, result)
             except BaseException:  # Ctrl-C, SIGTERM, a full disk: no worker may outlive this call
                 _stop_workers(pool)
-                for folder in (proj.mels, proj.residues):  # what the stopped workers were writing
+                for folder in (proj.mels, proj.residues, proj.pitch):  # what the stopped workers were writing
                     project_mod.sweep_temps(folder)
                 raise
             pool.shutdown()
@@ -718,8 +728,9 @@ def merge_shards(proj: project_mod.Project) -> list[dict[str, str]]:
     return rows
 
 
-def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) -> tuple[np.ndarray, dict]:
-    """One query file through exactly the prepare pipeline -> (log-mel float32 [n_mels, frames], info).
+def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) -> tuple[np.ndarray, dict, np.ndarray]:
+    """One query file through exactly the prepare pipeline -> (log-mel float32 [n_mels, frames], info, its f0
+    track on the mel's frames [2, frames], as prepare stores it in pitch/).
 
     A file shorter than the window uses what it has (the tail after start_s, or the whole file when
     even that is under 10 s) and says so in info['warnings'].
@@ -751,16 +762,16 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
     if not level >= cfg.prepare.silence_db:  # the catalog calls such a library song 'silent'
         raise AudioError(f"no voice in the query {path}: the window is silent ({level:.1f} dBFS < "
                          f"prepare.silence_db {cfg.prepare.silence_db:g} dBFS)")
-    from vocalcli.pitch import pitch_stats, separate_with_pitch
+    from vocalcli.pitch import pitch_stats, separate_with_pitch, track_of
 
     method = resolve_separation(separate or cfg.prepare.separate)
     if method == "demucs":  # as prepare does: the decoded window at the model's rate and channels
         from vocalcli import separation
 
         vocal = separation.demucs_vocals(separation.load_demucs(), [dec.samples], dec.sample_rate, a.sample_rate)[0]
-        used, pitch = "demucs", pitch_stats(vocal, a.sample_rate)
+        used, pitch, track = "demucs", pitch_stats(vocal, a.sample_rate), track_of(vocal, a.sample_rate)
     else:
-        vocal, used, pitch = separate_with_pitch(y, a.sample_rate, method)
+        vocal, used, pitch, track = separate_with_pitch(y, a.sample_rate, method)
     mel = audio.log_mel(vocal, a)
     return mel, {"warnings": warnings, "separation": used, "seconds": got_s, "duration_s": dec.duration_s,
-                 **pitch}
+                 **pitch}, track.at_frames(1.0 / a.frame_rate, mel.shape[1])

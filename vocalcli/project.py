@@ -60,6 +60,15 @@ class Project:
         return self.residues / f"{song_id}.npy"
 
     @property
+    def pitch(self) -> Path:
+        return self.root / "pitch"
+
+    def pitch_path(self, song_id: str) -> Path:
+        """pitch/<id>.npy: [2, frames] float32, the vocal estimate's f0 (Hz) and energy (dB) on the mel's
+        frames: what the melody vector's pitch profile reads (vocalcli/pitch_profile.py)."""
+        return self.pitch / f"{song_id}.npy"
+
+    @property
     def prepare_info(self) -> Path:
         """prepare.json: where the songs came from (songs_dir), for baselines that re-read audio."""
         return self.root / "prepare.json"

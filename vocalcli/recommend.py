@@ -113,8 +113,8 @@ def embed_file(project: project_mod.Project, cfg: Config, path: Path, index: Son
     if changed:
         raise StaleArtifact(f"the {' and '.join(changed)} model changed since the index was built; run "
                             "'vocal embed' and then 'vocal index'")
-    mel, info = prepare_query(path, cfg, separate)
-    t, m = embedder.embed(mel)
+    mel, info, track = prepare_query(path, cfg, separate)
+    t, m = embedder.embed(mel, track)
     return np.asarray(t), np.asarray(m), info
 
 
