@@ -217,22 +217,24 @@ def test_demucs_checkpoint_loading(tmp_path: Path) -> None:
 def test_pitch_from_the_separators_track_matches_tracking_the_estimate(mixture) -> None:
     """prepare takes the pitch statistics from the harmonic separator's own track (no second tracking
     pass); they must agree with tracking the separated vocal, and with the sung melody's register."""
-    from vocalcli.pitch import pitch_stats, separate_with_pitch
+    from vocalcli.pitch import separate_with_pitch, stats_from_track, track_of
+
+    def pitch_stats(y):
+        t = track_of(y, SR)
+        return stats_from_track(t.f0_hz, t.energy)
 
     mix, vocal = mixture
     est, used, stats, track = separate_with_pitch(mix, SR, "harmonic")
     assert used == "harmonic"
     np.testing.assert_array_equal(est, separate(mix, SR, "harmonic")[0])
-    again = pitch_stats(est, SR)
-    truth = pitch_stats(vocal, SR)
+    again = pitch_stats(est)
+    truth = pitch_stats(vocal)
     for k in ("f0_hz", "f0_p75_hz"):
         assert abs(np.log2(stats[k] / again[k])) < 1 / 12  # within a semitone
         assert abs(np.log2(stats[k] / truth[k])) < 1 / 12
     none = separate_with_pitch(mix, SR, "none")
     assert none[1] == "none" and none[0] is mix
     # the track the melody vector reads: the separator's own, on the louder frames the sung register
-    from vocalcli.pitch import stats_from_track, track_of
-
     assert stats_from_track(track.f0_hz, track.energy) == stats
     own = track_of(vocal, SR)
     assert own.hop_s == track.hop_s and own.f0_hz.shape == track.f0_hz.shape

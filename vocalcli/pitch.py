@@ -2,9 +2,9 @@
 
 Why: register is the most singer-independent cue to gender (men and women sing about an octave apart),
 while a timbre embedding or MFCCs learned from a handful of singers do not generalise to unseen ones
-(docs/quality.md). Uses the predominant-F0 tracker of vocalcli/f0.py: with `harmonic` MR removal the
-separator's own track of the whole window (free), otherwise a fresh track of a few excerpts spread over
-the window.
+(docs/quality.md). Uses the predominant-F0 tracker of vocalcli/f0.py over the whole window: with
+`harmonic` MR removal the separator's own track (free), otherwise a track of the vocal estimate. The
+same track, stored by prepare, is what the melody vector's pitch part reads (vocalcli/pitch_profile.py).
 """
 
 from __future__ import annotations
@@ -16,34 +16,13 @@ import numpy as np
 PITCH_FIELDS = ("f0_hz", "f0_p75_hz")
 """Catalog columns: median and 75th percentile of the tracked f0 over the louder half of frames."""
 
-_EXCERPTS = 4
-_EXCERPT_S = 8.0
-
-
-def pitch_stats(y: np.ndarray, sr: int) -> dict[str, float]:
-    """{'f0_hz': median f0, 'f0_p75_hz': 75th percentile} in Hz, over the louder half of the frames of
-    up to 4 evenly spaced 8 s excerpts of mono ``y`` [n] at ``sr``. NaN when too short to track.
+def stats_from_track(f0: np.ndarray, energy: np.ndarray) -> dict[str, float]:
+    """{'f0_hz': median f0, 'f0_p75_hz': 75th percentile} in Hz over the louder half of the frames of a
+    track: f0 [frames] in Hz, energy [frames] of the tracked signal; NaN for an empty track.
 
     The upper percentile is robust to the tracker's octave-down errors on mixtures (it has no voicing
     decision, so quiet or accompaniment-dominated frames can fall on a lower line).
     """
-    from vocalcli import f0 as f0_mod
-
-    n_fft = f0_mod.fft_size(sr)
-    hop = n_fft // f0_mod.HOP_FRACTION
-    seg = int(_EXCERPT_S * sr)
-    if y.size < 2 * n_fft:
-        return {k: float("nan") for k in PITCH_FIELDS}
-    if y.size > _EXCERPTS * seg:
-        starts = np.linspace(0, y.size - seg, _EXCERPTS).astype(int)
-        mag = np.concatenate([np.abs(f0_mod.stft(y[s:s + seg], n_fft, hop)) for s in starts], axis=1)
-    else:
-        mag = np.abs(f0_mod.stft(y, n_fft, hop))
-    return stats_from_track(f0_mod.track_f0(mag, sr, n_fft), np.square(mag).sum(axis=0))
-
-
-def stats_from_track(f0: np.ndarray, energy: np.ndarray) -> dict[str, float]:
-    """``pitch_stats`` of a given track: f0 [frames] in Hz, energy [frames] of the tracked signal."""
     if f0.size == 0:
         return {k: float("nan") for k in PITCH_FIELDS}
     lf = np.log2(f0[energy >= np.median(energy)])
@@ -81,10 +60,10 @@ def track_of(y: np.ndarray, sr: int) -> Track:
 def separate_with_pitch(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray, str, dict[str, float], Track]:
     """(vocal estimate, method used, pitch statistics of the vocal, its f0 track) in one pass where possible.
 
-    With ``harmonic`` separation the statistics and the track come from the separator's own track over
-    the whole window (the statistics from the louder half of the vocal estimate's frames), which costs
-    nothing extra; otherwise the statistics come from excerpts (``pitch_stats``, as before) and the
-    estimate is tracked once more over the whole window for the melody vector.
+    With ``harmonic`` separation the track is the separator's own (free); otherwise the estimate is
+    tracked over the whole window (~0.15 CPU-s per 2-minute window). The statistics are the track's
+    (`stats_from_track`). Until 2026-12-01 the other methods tracked four 8 s excerpts for the
+    statistics alone; the whole window gave the same gender on the corpus stems (docs/quality.md).
     """
     from vocalcli import separation as sep
     from vocalcli.f0 import HOP_FRACTION, fft_size
@@ -96,7 +75,8 @@ def separate_with_pitch(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray
         vocal, used = y, "none"
     else:
         vocal, used = sep.separate(y, sr, method)
-    return vocal, used, pitch_stats(vocal, sr), track_of(vocal, sr)
+    track = track_of(vocal, sr)
+    return vocal, used, stats_from_track(track.f0_hz, track.energy), track
 
 
 def pitch_features(f0_hz: float, f0_p75_hz: float) -> np.ndarray:
