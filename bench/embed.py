@@ -73,13 +73,15 @@ def main() -> None:
           f"({torch.get_num_threads()} torch threads)")
 
     def one_at_a_time() -> dict[str, np.ndarray]:
-        rows = [emb.embed_parts(np.load(s.path, mmap_mode="r")) for s in songs]
+        rows = [emb.embed_parts(np.load(s.path, mmap_mode="r"), None if s.pitch is None else np.load(s.pitch))
+                for s in songs]
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
     def batched(size: int) -> dict[str, np.ndarray]:
         outs = []
         for i in range(0, len(songs), size):
-            outs.append(emb.embed_many([m for _, m in _read_mels(songs[i:i + size])]))
+            read = [mt for _, mt in _read_mels(songs[i:i + size])]  # (mel, f0 track) per song
+            outs.append(emb.embed_many([m for m, _ in read], [t for _, t in read]))
         return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
     def sync() -> None:

@@ -8,7 +8,7 @@ drift more than the effect. REV is checked out into a temporary git worktree; bo
 same driver in child processes, interleaved round by round (best round kept), one thread each:
 
 - prepare: ``prepare.prepare_query`` on each file, the very pipeline `vocal prepare` runs per song
-  (decode the window, mono, 16 kHz, MR removal with the project's method, pitch track, 48-band mel);
+  (decode the window, mono, 16 kHz, MR removal: harmonic, or `--separate none`; pitch track, 48-band mel);
 - embed: ``embed.Embedder.embed`` on each of those mels (timbre crops through the encoder, the cepstral
   signature, the TCAE latent and the melody vector from its beat).
 
@@ -53,7 +53,7 @@ if songs_out.name != "-":
 """
 
 _DRIVER = r"""
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 tree, proj_dir, files = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 sys.path.insert(0, tree)
@@ -65,15 +65,26 @@ from vocalcli.prepare import prepare_query
 proj = project_mod.Project(proj_dir)
 cfg = proj.load_config()
 emb = Embedder.from_project(proj, "cpu")
-mel, _ = prepare_query(files[0], cfg, "harmonic")  # warm-up: imports, caches, first-call costs
-emb.embed(mel)
+method = os.environ.get("VOCAL_BENCH_SEPARATE", "harmonic")
+
+
+def one(f):  # trees before the f0 track was stored return (mel, info); later ones (mel, info, track)
+    out = prepare_query(f, cfg, method)
+    return out[0], (out[2] if len(out) > 2 else None)
+
+
+def embed_one(mel, track):
+    return emb.embed(mel) if track is None else emb.embed(mel, track)
+
+
+embed_one(*one(files[0]))  # warm-up: imports, caches, first-call costs
 prep, embed = [], []
 for f in files:
     t = time.process_time()
-    mel, _ = prepare_query(f, cfg, "harmonic")
+    mel, track = one(f)
     prep.append(time.process_time() - t)
     t = time.process_time()
-    emb.embed(mel)
+    embed_one(mel, track)
     embed.append(time.process_time() - t)
 print(json.dumps({"prepare": sum(prep) / len(prep), "embed": sum(embed) / len(embed)}))
 """
@@ -109,7 +120,10 @@ def main() -> int:
     ap.add_argument("--songs-dir", type=Path, help="songs/<singer>/<song> to time (default: see above)")
     ap.add_argument("--n", type=int, default=4, help="songs timed per round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each tree is kept")
+    ap.add_argument("--separate", default="harmonic", choices=("harmonic", "none"),
+                    help="MR removal of the timed prepare (none = the clean-stems path)")
     a = ap.parse_args()
+    os.environ["VOCAL_BENCH_SEPARATE"] = a.separate
 
     known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", f"{a.base}^{{commit}}"],
                            capture_output=True, text=True)

@@ -220,7 +220,7 @@ def step_embed(a: argparse.Namespace) -> dict:
     emb.embed_parts(np.load(sample[0].path))
     t, c = time.perf_counter(), _cpu_s()
     for s in sample:
-        emb.embed_parts(np.load(s.path, mmap_mode="r"))
+        emb.embed_parts(np.load(s.path, mmap_mode="r"), None if s.pitch is None else np.load(s.pitch))
     _sync(dev)
     base_wall, base_cpu = time.perf_counter() - t, _cpu_s() - c
     return {"wall_s": wall, "cpu_s_own": cpu, "n": summary["n"], "unit": "songs",

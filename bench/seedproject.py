@@ -55,6 +55,11 @@ def singer_params(i: int, n_mels: int, fmax: float) -> dict:
 
 def song_mel(singer: dict, combs: np.ndarray, melody: int, frames: int, seed: int) -> np.ndarray:
     """[n_mels, frames] float16 log-mel of ``melody`` sung by ``singer``."""
+    return song(singer, combs, melody, frames, seed)[0]
+
+
+def song(singer: dict, combs: np.ndarray, melody: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(``song_mel``, its f0 track [2, frames] float32 as prepare stores it in pitch/: Hz, dB)."""
     rng = np.random.default_rng(seed)
     mrng = np.random.default_rng([23, melody])
     steps = np.cumsum(mrng.integers(-3, 4, 64)) % 12
@@ -62,13 +67,16 @@ def song_mel(singer: dict, combs: np.ndarray, melody: int, frames: int, seed: in
     seq = np.repeat(singer["base"] + steps, durs)
     notes = np.resize(np.roll(seq, -int(rng.integers(len(seq)))), frames)
     mel = singer["env"][:, None] + combs[notes].T + 0.3 * rng.standard_normal((combs.shape[1], frames))
-    return mel.astype(np.float16)
+    track = np.stack([440.0 * 2 ** ((notes - 69) / 12), np.zeros(frames)]).astype(np.float32)
+    return mel.astype(np.float16), track
 
 
 def _write(args: tuple) -> None:
-    path, i, j, frames, n_mels, fmax, melodies = args
+    path, track_path, i, j, frames, n_mels, fmax, melodies = args
     s = singer_params(i, n_mels, fmax)
-    np.save(path, song_mel(s, _combs_cached(n_mels, fmax), (i + j) % melodies, frames, seed=i * 1000 + j))
+    mel, track = song(s, _combs_cached(n_mels, fmax), (i + j) % melodies, frames, seed=i * 1000 + j)
+    np.save(path, mel)
+    np.save(track_path, track)
 
 
 _COMBS: dict = {}
@@ -83,7 +91,7 @@ def _combs_cached(n_mels: int, fmax: float) -> np.ndarray:
 
 def build(root: Path, singers: int = 150, songs: int = 30, workers: int | None = None, cfg=None,  # noqa: ANN001
           yaml_extra: dict | None = None):  # noqa: ANN201
-    """Write the project (vocal.yaml with every default, mels/, catalog.csv, balanced.csv); returns it.
+    """Write the project (vocal.yaml with every default, mels/, pitch/, catalog.csv, balanced.csv); returns it.
 
     Reuses mels already there (same shape), so a rerun of the bench does not rewrite 3 GB.
     """
@@ -113,15 +121,17 @@ def build(root: Path, singers: int = 150, songs: int = 30, workers: int | None =
         f0 = 440.0 * 2 ** ((sp["base"] + 4 - 69) / 12)
         for j in range(songs):
             sid = f"singer{i:03d}_song{j:02d}"
-            path = proj.mel_path(sid)
+            path, track = proj.mel_path(sid), proj.pitch_path(sid)
             rows.append({"song_id": sid, "singer": f"singer{i:03d}", "title": f"melody{(i + j) % songs}",
                          "source": f"singer{i:03d}/song{j:02d}.flac", "duration_s": f"{a.end_s + 30:.3f}",
                          "status": "ok", "reason": "", "mel": path.relative_to(proj.root).as_posix(),
                          "gender": sp["gender"], "genre": "", "separation": "none",
-                         "f0_hz": f"{f0:.1f}", "f0_p75_hz": f"{f0 * 1.12:.1f}", "settings": "synthetic"})
-            if not _mel_ok(path, (a.n_mels, frames)):
-                jobs.append((str(path), i, j, frames, a.n_mels, a.fmax, songs))
+                         "f0_hz": f"{f0:.1f}", "f0_p75_hz": f"{f0 * 1.12:.1f}", "settings": "synthetic",
+                         "pitch": track.relative_to(proj.root).as_posix()})
+            if not (_mel_ok(path, (a.n_mels, frames)) and _mel_ok(track, (2, frames))):
+                jobs.append((str(path), str(track), i, j, frames, a.n_mels, a.fmax, songs))
     proj.mels.mkdir(parents=True, exist_ok=True)
+    proj.pitch.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     if workers > 1 and len(jobs) > 8:
         import multiprocessing as mp
