@@ -168,6 +168,25 @@ def test_a_setting_added_after_a_run_started_does_not_block_its_resume():
     assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == ["contrastive.blocks: 4 -> 3"]
 
 
+def test_a_run_begun_before_loud_fraction_read_every_frame():
+    """contrastive.loud_fraction joined with default 0.5; runs begun before it read every frame, so their
+    last.pt does not silently resume under the new default (the TCAE's key is left alone)."""
+    from vocalcli import checkpoint
+    from vocalcli.config import Config
+    from vocalcli.training import _filled, _resume_key
+
+    cfg = Config()
+    old = _resume_key(cfg, "contrastive")
+    del old["contrastive"]["loud_fraction"]
+    filled = _filled(old, "contrastive")
+    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == [
+        "contrastive.loud_fraction: 1.0 -> 0.5"]
+    cfg.contrastive.loud_fraction = 1.0
+    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
+    tcae = _resume_key(cfg, "tcae")
+    assert _filled(tcae, "tcae") == tcae
+
+
 def test_schedule_grows_with_the_library_and_the_device():
     from vocalcli.config import Config
 

@@ -151,6 +151,9 @@ class ContrastiveConfig:
     input_norm: str = opt("crop", "what the encoder subtracts from a crop: crop = its mean (loudness), band = each "
                           "mel band's mean over the crop (also a steady colouring, e.g. a band's leftovers)",
                           choices=INPUT_NORMS)
+    loud_fraction: float = opt(0.5, "the encoder reads only the loudest fraction of a song's frames, joined in "
+                                    "time order, in training and when embedding (where the voice rests, a "
+                                    "vocal estimate is mostly leftover band); 1 = every frame")
     positives: str = opt("song", "a crop's positive view: song = another crop of the same song (self-supervised), "
                          "signature = a crop of the song whose cepstral signature is mutually its nearest (no "
                          "labels; other songs stay self-paired), singer = of another song of the same singer "
@@ -380,6 +383,7 @@ def validate(cfg: Config) -> Config:
     need(len(c.stretch_factors) > 0 and all(isinstance(x, (int, float)) and x > 0 for x in c.stretch_factors),
          "contrastive.stretch_factors", "must be a non-empty list of positive numbers")
     need(c.queue_size >= 0, "contrastive.queue_size", "must be >= 0")
+    need(0 < c.loud_fraction <= 1, "contrastive.loud_fraction", "must be in (0, 1]")
     need(0 <= c.residue_none <= 1, "contrastive.residue_none", "must be in [0, 1]")
     need(0 <= c.reverb_none <= 1, "contrastive.reverb_none", "must be in [0, 1]")
     need(len(c.reverb_s) == 2 and 0 < c.reverb_s[0] <= c.reverb_s[1], "contrastive.reverb_s",

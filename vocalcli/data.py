@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from vocalcli import catalog
+from vocalcli import catalog, loudness
 from vocalcli import project as project_mod
 from vocalcli.errors import MissingArtifact
 
@@ -57,14 +57,18 @@ def split_songs(project: project_mod.Project, split: str) -> list[Song]:
 
 
 class MelBank:
-    """Lazily memory-mapped mels of ``songs``; ``frames[i]`` is song i's length (read from the header)."""
+    """Lazily memory-mapped mels of ``songs``; ``frames[i]`` is the length of song i's `view` (known from
+    the header). ``loud_fraction`` < 1: crops and views read only the loudest fraction of each song's
+    frames, joined in time order (vocalcli.loudness; the timbre encoder's ``contrastive.loud_fraction``)."""
 
-    def __init__(self, songs: list[Song]) -> None:
+    def __init__(self, songs: list[Song], loud_fraction: float = 1.0) -> None:
         self.songs = songs
+        self.loud_fraction = float(loud_fraction)
         self._maps: dict[int, np.ndarray] = {}
+        self._keep: dict[int, np.ndarray] = {}  # song -> its loudest frames (when loud_fraction < 1)
         shapes = [self.mel(i).shape for i in range(len(songs))]
         self.n_mels = shapes[0][0] if shapes else 0
-        self.frames = np.array([s[1] for s in shapes], dtype=np.int64)
+        self.frames = np.array([loudness.kept_frames(s[1], self.loud_fraction) for s in shapes], dtype=np.int64)
         self._maps.clear()  # reopened lazily (also in each loader worker)
 
     def __len__(self) -> int:
@@ -81,17 +85,31 @@ class MelBank:
             self._maps[i] = m
         return m
 
+    def _kept(self, i: int) -> np.ndarray | None:
+        """Song i's loudest frames (None = every frame), found on first use."""
+        if self.loud_fraction >= 1.0:
+            return None
+        keep = self._keep.get(i)
+        if keep is None:
+            keep = self._keep[i] = loudness.loudest_frames(self.mel(i), self.loud_fraction)
+        return keep
+
+    def view(self, i: int) -> np.ndarray:
+        """Song i as the encoder reads it: the whole mel, or its loudest frames [n_mels, frames[i]]."""
+        keep = self._kept(i)
+        return self.mel(i) if keep is None else np.asarray(self.mel(i)[:, keep])
+
     def random_starts(self, idx: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
         """Uniform crop starts [B] for songs ``idx`` (0 where the song is shorter than ``length``)."""
         room = np.maximum(self.frames[idx] - length, 0)
         return (rng.random(len(idx)) * (room + 1)).astype(np.int64)
 
     def crops(self, idx: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-        """[B, n_mels, length] float32 crops; songs shorter than ``length`` are edge-padded."""
+        """[B, n_mels, length] float32 crops of the songs' views; shorter views are edge-padded."""
         out = np.empty((len(idx), self.n_mels, length), dtype=np.float32)
         for b, (i, s) in enumerate(zip(idx.tolist(), starts.tolist(), strict=True)):
-            m = self.mel(i)
-            seg = m[:, s: s + length]
+            m, keep = self.mel(i), self._kept(i)
+            seg = m[:, s: s + length] if keep is None else m[:, keep[s: s + length]]
             out[b, :, : seg.shape[1]] = seg
             if seg.shape[1] < length:
                 out[b, :, seg.shape[1]:] = seg[:, -1:]

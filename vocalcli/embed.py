@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vocalcli import cepstral, checkpoint, data
+from vocalcli import cepstral, checkpoint, data, loudness
 from vocalcli import project as project_mod
 from vocalcli.config import MelodyConfig, TimbreConfig
 from vocalcli.errors import MissingArtifact, StaleArtifact
@@ -78,7 +78,7 @@ def timbre_of(model: TimbreEncoder, mel: np.ndarray, crop: int, device: torch.de
 def timbre_embeddings(model: TimbreEncoder, bank: data.MelBank, crop: int, device: torch.device,
                       n_crops: int | None = None, hop: int | None = None, songs_per_batch: int = 16) -> np.ndarray:
     """[N, D] timbre vectors of every song in ``bank`` (validation uses a few evenly spaced crops)."""
-    out = [timbre_batch(model, [bank.mel(i) for i in range(s, min(s + songs_per_batch, len(bank)))], crop, device,
+    out = [timbre_batch(model, [bank.view(i) for i in range(s, min(s + songs_per_batch, len(bank)))], crop, device,
                         hop=hop, n_crops=n_crops) for s in range(0, len(bank), songs_per_batch)]
     return np.concatenate(out) if out else np.zeros((0, model.cfg.embedding_dim), np.float32)
 
@@ -190,6 +190,7 @@ class Embedder:
         self.crop, self.hop, self.device = crop, hop, device
         self.checkpoint_hashes = checkpoint_hashes
         self.encoder_positives = "song"  # where the encoder's positives came from (singer = it saw labels)
+        self.encoder_loud_fraction = 1.0  # the encoder reads this loudest fraction of a song's frames
         self.whitening: cepstral.Whitening | None = None  # the catalog's signature normalisation, if any
 
     @classmethod
@@ -227,6 +228,7 @@ class Embedder:
         out = cls(enc.to(dev), tcae.to(dev), crop, hop, dev, hashes, ta["sample_rate"] / ta["hop_length"], timbre,
                   melody, centres)
         out.encoder_positives = run["contrastive"].get("positives", "song")
+        out.encoder_loud_fraction = float(run["contrastive"].get("loud_fraction", 1.0))
         if whitening and timbre.within_singer:
             out.whitening = load_whitening(project)
         return out
@@ -250,21 +252,27 @@ class Embedder:
         The same vectors as one `embed_parts` per song (tested), in fewer, fuller forward passes: on CPU the
         per-call overhead of small convolutions is most of the cost of one song, on a GPU all of it.
         """
-        mels, sigs = [], []
+        mels, heard, sigs = [], [], []
         for log_mel in log_mels:
             mel = np.asarray(log_mel, dtype=np.float32)
             if mel.ndim != 2 or mel.shape[0] != self.encoder.cfg.n_mels or mel.shape[1] < 1:
                 raise ValueError(f"expected a log-mel [{self.encoder.cfg.n_mels}, frames], got {mel.shape}")
             sigs.append(cepstral.song_signature(mel, self.timbre))  # the real frames, before any padding
-            if mel.shape[1] < self.crop:
-                mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
-            mels.append(mel)
-        enc = timbre_batch(self.encoder, mels, self.crop, self.device, hop=self.hop)
+            heard.append(_padded(loudness.loud_view(mel, self.encoder_loud_fraction), self.crop))
+            mels.append(_padded(mel, self.crop))
+        enc = timbre_batch(self.encoder, heard, self.crop, self.device, hop=self.hop)
         sig = np.stack(sigs)
         used = self.whitening.apply(sig) if self.whitening is not None else sig
         return {"timbre": cepstral.fuse(enc, used, self.timbre), "encoder": enc, "cepstral": sig,
                 **melody_parts(self.tcae, mels, tracks or [None] * len(mels), self.device, self.frame_rate,
                                self.melody, self.mel_centres_hz)}
+
+
+def _padded(mel: np.ndarray, frames: int) -> np.ndarray:
+    """``mel`` edge-padded to at least ``frames`` frames (a song shorter than one encoder crop)."""
+    if mel.shape[1] >= frames:
+        return mel
+    return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), mode="edge")
 
 
 def songs_per_batch(device: torch.device) -> int:

@@ -134,12 +134,24 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+BEFORE_ADDED = {"contrastive": {"loud_fraction": 1.0}}
+"""Settings added with a default other than what runs begun before them did: a last.pt without the key
+had this meaning (the encoder read every frame before contrastive.loud_fraction existed)."""
+
+
 def _with_defaults(old: Any, default: Any) -> Any:
     """``old`` with the keys it lacks taken from ``default``: a setting added to vocal.yaml after a run
     started had its default's meaning in that run, so it must not block the resume."""
     if not (isinstance(old, dict) and isinstance(default, dict)):
         return old
     return {**default, **{k: _with_defaults(v, default.get(k)) for k, v in old.items()}}
+
+
+def _filled(old_key: dict[str, Any], section: str) -> dict[str, Any]:
+    """A last.pt's resume key with the settings it lacks as they were when its run began: `BEFORE_ADDED`,
+    else today's defaults."""
+    legacy = {k: v for k, v in BEFORE_ADDED.items() if k in old_key}
+    return _with_defaults(_with_defaults(old_key, legacy), _resume_key(Config(), section))
 
 
 @dataclass
@@ -238,7 +250,7 @@ def fit(task: Task, cfg: Config, device: torch.device, *, checkpoints: Path | No
     if resume is not False and last is not None and last.exists():
         ck = checkpoint.load(last, task.name, TASKS[task.name].train_command if task.name in TASKS else "")
         old_key = ck.get("extra", {}).get("resume_key", {})
-        old_key = _with_defaults(old_key, _resume_key(Config(), task.section)) if old_key else old_key
+        old_key = _filled(old_key, task.section) if old_key else old_key
         diffs = checkpoint.config_differences(old_key, key)
         if diffs:
             msg = f"{last} was trained with other settings ({'; '.join(diffs[:5])})"
@@ -476,6 +488,8 @@ class ContrastiveTask(Task):
                  world: int = 1) -> None:
         super().__init__(project, cfg, device, rank, world)
         c = self.c = cfg.contrastive
+        if c.loud_fraction < 1:  # the encoder reads only the loudest frames, in training as when embedding
+            self.bank = data.MelBank(self.songs, c.loud_fraction)
         self.crop = max(16, round(c.crop_s * cfg.audio.frame_rate))
         self.src = transforms.source_frames(self.crop, c.stretch_factors, c.time_stretch != "none")
         mc = EncoderConfig.from_config(c, cfg.audio)
@@ -603,9 +617,9 @@ class ContrastiveTask(Task):
         keep = data.spread(self.songs, self.c.eval_songs)
         refs = [self.songs[i] for i in keep]
         self.model.eval()
-        rb = self.bank if len(keep) == len(self.songs) else data.MelBank(refs)
+        rb = self.bank if len(keep) == len(self.songs) else data.MelBank(refs, self.c.loud_fraction)
         ref = timbre_embeddings(self.model, rb, self.crop, n_crops=self.c.eval_crops, device=self.device)
-        vb = data.MelBank(val)
+        vb = data.MelBank(val, self.c.loud_fraction)
         qry = timbre_embeddings(self.model, vb, self.crop, n_crops=self.c.eval_crops, device=self.device)
         self.model.train()
         nn_idx = (qry @ ref.T).argmax(axis=1)
