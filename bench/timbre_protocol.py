@@ -71,6 +71,7 @@ def run_fold(project, out: Path, name: str, over: dict, fold: str, split_csv: Pa
     from vocalcli import training
     from vocalcli.device import seed_everything
     from vocalcli.embed import timbre_of
+    from vocalcli.loudness import loud_view
 
     dest = out / name / f"{fold}.npz"
     if dest.exists():
@@ -88,7 +89,8 @@ def run_fold(project, out: Path, name: str, over: dict, fold: str, split_csv: Pa
     model = task.model.eval()
     ids = [r["song_id"] for r in rows]
     hop = max(1, round(cfg.contrastive.extract_hop_s * cfg.audio.frame_rate))
-    vec = np.stack([timbre_of(model, np.load(fp.mel_path(i)), task.crop, dev, hop=hop) for i in ids])
+    frac = cfg.contrastive.loud_fraction  # what the encoder reads of a song, as `vocal embed` gives it
+    vec = np.stack([timbre_of(model, loud_view(np.load(fp.mel_path(i)), frac), task.crop, dev, hop=hop) for i in ids])
     dest.parent.mkdir(parents=True, exist_ok=True)
     np.savez(dest, ids=np.array(ids), enc=vec, trained=np.array([s.song_id for s in task.songs]),
              meta=json.dumps({"candidate": name, "over": over, "fold": fold, "train_s": seconds,
@@ -113,6 +115,7 @@ def features(project, out: Path, rows: list[dict[str, str]]) -> dict[str, np.nda
     mf = np.stack([mfcc_stats(m) for m in mels])
     mu, sd = zscore_stats(mf)
     f = {"ids": np.array(ids), "singer": np.array([r["singer"] for r in rows]), "sig": sig, "mfcc": (mf - mu) / sd}
+    cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **f)
     return f
 
