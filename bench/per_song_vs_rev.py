@@ -14,7 +14,8 @@ same driver in child processes, interleaved round by round (best round kept), on
 
 REV must have bench/seedproject.py (408e910, the last commit before issue 9's changes, or later). The
 checkpoints are made once by the *old* tree (untrained, full-size models: speed does not depend on
-the weights) because a newer tree loads older checkpoints, not the other way round. Files: N songs of
+the weights) because a newer tree loads older checkpoints, not the other way round; a tree whose encoder
+reads only the loudest frames is set to its default fraction, as a checkpoint it trains would carry. Files: N songs of
 ``--songs-dir``, else the shared corpus's band mixes (/work/data/corpus-band/mixtures) where they exist,
 else 2:40 songs synthesized by the old tree; round-robin over singers. Prints CPU seconds per song for
 each tree and the ratio.
@@ -65,6 +66,9 @@ from vocalcli.prepare import prepare_query
 proj = project_mod.Project(proj_dir)
 cfg = proj.load_config()
 emb = Embedder.from_project(proj, "cpu")
+if hasattr(emb, "encoder_loud_fraction"):  # the old tree made the checkpoints: read as today's default trains
+    from vocalcli.config import Config
+    emb.encoder_loud_fraction = Config().contrastive.loud_fraction
 method = os.environ.get("VOCAL_BENCH_SEPARATE", "harmonic")
 
 
