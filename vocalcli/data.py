@@ -91,7 +91,8 @@ class MelBank:
             return None
         keep = self._keep.get(i)
         if keep is None:
-            keep = self._keep[i] = loudness.loudest_frames(self.mel(i), self.loud_fraction)
+            # int32: a seed-scale bank holds 4,500 of these in every loader worker
+            keep = self._keep[i] = loudness.loudest_frames(self.mel(i), self.loud_fraction).astype(np.int32)
         return keep
 
     def view(self, i: int) -> np.ndarray:
