@@ -220,8 +220,7 @@ def test_pitch_from_the_separators_track_matches_tracking_the_estimate(mixture) 
     from vocalcli.pitch import separate_with_pitch, stats_from_track, track_of
 
     def pitch_stats(y):
-        t = track_of(y, SR)
-        return stats_from_track(t.f0_hz, t.energy)
+        return track_of(y, SR).stats()
 
     mix, vocal = mixture
     est, used, stats, track = separate_with_pitch(mix, SR, "harmonic")

@@ -98,7 +98,7 @@ class MelBank:
     def view(self, i: int) -> np.ndarray:
         """Song i as the encoder reads it: the whole mel, or its loudest frames [n_mels, frames[i]]."""
         keep = self._kept(i)
-        return self.mel(i) if keep is None else np.asarray(self.mel(i)[:, keep])
+        return self.mel(i) if keep is None else self.mel(i)[:, keep]
 
     def random_starts(self, idx: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
         """Uniform crop starts [B] for songs ``idx`` (0 where the song is shorter than ``length``)."""

@@ -258,21 +258,16 @@ class Embedder:
             if mel.ndim != 2 or mel.shape[0] != self.encoder.cfg.n_mels or mel.shape[1] < 1:
                 raise ValueError(f"expected a log-mel [{self.encoder.cfg.n_mels}, frames], got {mel.shape}")
             sigs.append(cepstral.song_signature(mel, self.timbre))  # the real frames, before any padding
-            heard.append(_padded(loudness.loud_view(mel, self.encoder_loud_fraction), self.crop))
-            mels.append(_padded(mel, self.crop))
+            heard.append(loudness.loud_view(mel, self.encoder_loud_fraction))  # _crops pads it if short
+            if mel.shape[1] < self.crop:
+                mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
+            mels.append(mel)
         enc = timbre_batch(self.encoder, heard, self.crop, self.device, hop=self.hop)
         sig = np.stack(sigs)
         used = self.whitening.apply(sig) if self.whitening is not None else sig
         return {"timbre": cepstral.fuse(enc, used, self.timbre), "encoder": enc, "cepstral": sig,
                 **melody_parts(self.tcae, mels, tracks or [None] * len(mels), self.device, self.frame_rate,
                                self.melody, self.mel_centres_hz)}
-
-
-def _padded(mel: np.ndarray, frames: int) -> np.ndarray:
-    """``mel`` edge-padded to at least ``frames`` frames (a song shorter than one encoder crop)."""
-    if mel.shape[1] >= frames:
-        return mel
-    return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), mode="edge")
 
 
 def songs_per_batch(device: torch.device) -> int:

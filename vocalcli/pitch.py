@@ -45,6 +45,10 @@ class Track:
 
         return track_at_frames(self.f0_hz, self.energy, self.hop_s, frame_hop_s, n_frames)
 
+    def stats(self) -> dict[str, float]:
+        """The register statistics prepare stores for gender (`stats_from_track`)."""
+        return stats_from_track(self.f0_hz, self.energy)
+
 
 def track_of(y: np.ndarray, sr: int) -> Track:
     """The f0 track of mono ``y`` over its whole length (~0.4 s per 2-minute window on one core)."""
@@ -70,13 +74,14 @@ def separate_with_pitch(y: np.ndarray, sr: int, method: str) -> tuple[np.ndarray
 
     if method == "harmonic" and y.size >= 2 * fft_size(sr):
         vocal, f0, energy = sep.harmonic_separate_tracked(np.asarray(y, dtype=np.float32), sr)
-        return vocal, "harmonic", stats_from_track(f0, energy), Track(f0, energy, fft_size(sr) // HOP_FRACTION / sr)
+        track = Track(f0, energy, fft_size(sr) // HOP_FRACTION / sr)
+        return vocal, "harmonic", track.stats(), track
     if method == "none":
         vocal, used = y, "none"
     else:
         vocal, used = sep.separate(y, sr, method)
     track = track_of(vocal, sr)
-    return vocal, used, stats_from_track(track.f0_hz, track.energy), track
+    return vocal, used, track.stats(), track
 
 
 def pitch_features(f0_hz: float, f0_p75_hz: float) -> np.ndarray:

@@ -369,13 +369,13 @@ def _finish_separated(args: tuple[Job, dict[str, Any], np.ndarray, np.ndarray, i
     """Stage 3 of demucs prepare (a worker): pitch statistics of the vocal stem, mel (and the residue's:
     the model's input window downmixed to the mel's rate, minus the stem), save."""
     from vocalcli import audio
-    from vocalcli.pitch import stats_from_track, track_of
+    from vocalcli.pitch import track_of
 
     job, row, vocal, window, model_sr = args
     sr = job.audio.sample_rate
     mix = audio.resample(audio.to_mono(window), model_sr, sr) if job.residue_path else None
     track = track_of(vocal, sr)
-    return _finish(job, row, vocal, "demucs", stats_from_track(track.f0_hz, track.energy), track, mix)
+    return _finish(job, row, vocal, "demucs", track.stats(), track, mix)
 
 
 def _demucs_device(device: Any, method: str) -> Any:
@@ -763,7 +763,7 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
     if not level >= cfg.prepare.silence_db:  # the catalog calls such a library song 'silent'
         raise AudioError(f"no voice in the query {path}: the window is silent ({level:.1f} dBFS < "
                          f"prepare.silence_db {cfg.prepare.silence_db:g} dBFS)")
-    from vocalcli.pitch import separate_with_pitch, stats_from_track, track_of
+    from vocalcli.pitch import separate_with_pitch, track_of
 
     method = resolve_separation(separate or cfg.prepare.separate)
     if method == "demucs":  # as prepare does: the decoded window at the model's rate and channels
@@ -771,7 +771,7 @@ def prepare_query(path: Path | str, cfg: Config, separate: str | None = None) ->
 
         vocal = separation.demucs_vocals(separation.load_demucs(), [dec.samples], dec.sample_rate, a.sample_rate)[0]
         track = track_of(vocal, a.sample_rate)
-        used, pitch = "demucs", stats_from_track(track.f0_hz, track.energy)
+        used, pitch = "demucs", track.stats()
     else:
         vocal, used, pitch, track = separate_with_pitch(y, a.sample_rate, method)
     mel = audio.log_mel(vocal, a)

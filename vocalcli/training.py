@@ -425,8 +425,12 @@ class Task:
                 f"balanced.csv has {len(self.songs)} training songs with mels; {self.name} training needs at "
                 f"least {self.min_train_songs}: run 'vocal balance' (on a larger library if it already ran)")
         self.val_songs = data.split_songs(project, "val")
-        self.bank = data.MelBank(self.songs)
+        self.bank = data.MelBank(self.songs, self.loud_fraction(cfg))
         self.n_train = len(self.songs)
+
+    def loud_fraction(self, cfg: Config) -> float:
+        """The loudest fraction of each song's frames the model reads (vocalcli.loudness); 1 = every frame."""
+        return 1.0
 
     def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
         raise NotImplementedError
@@ -488,8 +492,6 @@ class ContrastiveTask(Task):
                  world: int = 1) -> None:
         super().__init__(project, cfg, device, rank, world)
         c = self.c = cfg.contrastive
-        if c.loud_fraction < 1:  # the encoder reads only the loudest frames, in training as when embedding
-            self.bank = data.MelBank(self.songs, c.loud_fraction)
         self.crop = max(16, round(c.crop_s * cfg.audio.frame_rate))
         self.src = transforms.source_frames(self.crop, c.stretch_factors, c.time_stretch != "none")
         mc = EncoderConfig.from_config(c, cfg.audio)
@@ -511,6 +513,9 @@ class ContrastiveTask(Task):
             self.notes.append("no residues stored for the training songs (prepared with --separate none, or "
                               "before prepare kept them: run 'vocal prepare SONGS_DIR' again): training without "
                               "borrowed residues")
+
+    def loud_fraction(self, cfg: Config) -> float:
+        return cfg.contrastive.loud_fraction  # in training as when embedding
 
     def batches(self, order: np.ndarray, epoch: int) -> data.CropBatches:
         return data.CropBatches(self.bank, order, self.src, 2, self.cfg.seed, epoch, self.rank,
