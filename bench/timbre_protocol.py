@@ -14,8 +14,9 @@ and on S ("unseen"), next to MFCC and the signature alone (training-free, the sa
 
 Candidates: JSON {name: {dotted vocal.yaml key: value}}; default: today's recipe without residues
 ("plain") and the project's vocal.yaml ("default"). Runs are cached in DIR/<candidate>/<fold>.npz, so an
-interrupted bench resumes and a new candidate costs only its own trainings. CPU: about 5 CPU-minutes
-per training at the default sizes (one thread).
+interrupted bench resumes and a new candidate costs only its own trainings; DIR/<candidate>/<fold>.pt
+keeps the fold's trained encoder (its state dict; the shape is vocal.yaml's with the candidate's keys).
+CPU: about 3 CPU-minutes per training at the default sizes (one thread; 2026-12-02).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def run_fold(project, out: Path, name: str, over: dict, fold: str, split_csv: Pa
     frac = cfg.contrastive.loud_fraction  # what the encoder reads of a song, as `vocal embed` gives it
     vec = np.stack([timbre_of(model, loud_view(np.load(fp.mel_path(i)), frac), task.crop, dev, hop=hop) for i in ids])
     dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), dest.with_suffix(".pt"))  # for analyses of the trained net itself
     np.savez(dest, ids=np.array(ids), enc=vec, trained=np.array([s.song_id for s in task.songs]),
              meta=json.dumps({"candidate": name, "over": over, "fold": fold, "train_s": seconds,
                               "notes": task.notes}))
