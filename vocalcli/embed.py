@@ -56,10 +56,16 @@ def crop_starts(frames: int, crop: int, hop: int | None = None, n: int | None = 
     return starts if starts[-1] == room else np.append(starts, room)
 
 
+def _padded(mel: np.ndarray, frames: int) -> np.ndarray:
+    """``mel`` edge-padded to at least ``frames`` frames (a song shorter than one encoder crop)."""
+    if mel.shape[1] >= frames:
+        return mel
+    return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), mode="edge")
+
+
 def _crops(mel: np.ndarray, crop: int, starts: np.ndarray) -> np.ndarray:
     """[n, n_mels, crop] float32 from [n_mels, frames] (edge-padded when shorter than a crop)."""
-    if mel.shape[1] < crop:
-        mel = np.pad(np.asarray(mel, dtype=np.float32), ((0, 0), (0, crop - mel.shape[1])), mode="edge")
+    mel = _padded(mel, crop)
     win = np.lib.stride_tricks.sliding_window_view(mel, crop, axis=1)  # [n_mels, frames-crop+1, crop]
     return np.ascontiguousarray(win[:, starts].transpose(1, 0, 2), dtype=np.float32)
 
@@ -259,9 +265,7 @@ class Embedder:
                 raise ValueError(f"expected a log-mel [{self.encoder.cfg.n_mels}, frames], got {mel.shape}")
             sigs.append(cepstral.song_signature(mel, self.timbre))  # the real frames, before any padding
             heard.append(loudness.loud_view(mel, self.encoder_loud_fraction))  # _crops pads it if short
-            if mel.shape[1] < self.crop:
-                mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[1])), mode="edge")
-            mels.append(mel)
+            mels.append(_padded(mel, self.crop))
         enc = timbre_batch(self.encoder, heard, self.crop, self.device, hop=self.hop)
         sig = np.stack(sigs)
         used = self.whitening.apply(sig) if self.whitening is not None else sig
