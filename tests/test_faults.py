@@ -376,7 +376,9 @@ def test_two_prepares_with_other_settings_never_disagree(library, tmp_path: Path
 def small_disk(tmp_path: Path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    # room for the whole prepared test project (mels, pitch/ and catalog: 264 KiB of 4 KiB pages) once the
+    # test removes its filler; 256k was smaller than that, and the rerun after the full disk failed now and then
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here to fill ({r.stderr.strip() or 'mount failed'})")
     yield mnt
