@@ -169,6 +169,25 @@ def test_info_nce_counts_candidates_and_chance_level():
     assert float(losses.chance_level(n)) == pytest.approx(math.log(22))
 
 
+def test_encoder_with_time_kernel_1_hears_spectra_not_their_order():
+    """time_kernel 1: convolutions see one frame's spectrum; only pooling spans time. A crop played
+    backwards (whole pooling windows: 2 x 2**4 frames) embeds the same; with 3-frame kernels it does not."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 48, 64)
+    frame_wise = TimbreEncoder(encoder_cfg(channels=4, time_kernel=1)).eval()
+    assert torch.allclose(frame_wise(x), frame_wise(x.flip(2)), atol=1e-5)
+    local = TimbreEncoder(encoder_cfg(channels=4, time_kernel=3)).eval()
+    assert not torch.allclose(local(x), local(x.flip(2)), atol=1e-3)
+
+
+def test_encoder_checkpoint_from_before_time_kernel_keeps_its_3_frame_kernels():
+    stored = encoder_cfg(channels=4).to_dict()
+    del stored["time_kernel"]
+    old = EncoderConfig.from_checkpoint(stored)
+    assert old.time_kernel == 3
+    assert TimbreEncoder(old).blocks[0].conv1.kernel_size == (3, 3)
+
+
 def test_checkpoint_round_trip_rebuilds_identical_model(tmp_path):
     torch.manual_seed(0)
     mc = tcae_cfg(channels=8, latent_channels=4, layers_per_stack=2, stacks=1)

@@ -152,6 +152,8 @@ class ContrastiveConfig:
     input_norm: str = opt("crop", "what the encoder subtracts from a crop: crop = its mean (loudness), band = each "
                           "mel band's mean over the crop (also a steady colouring, e.g. a band's leftovers)",
                           choices=INPUT_NORMS)
+    time_kernel: int = opt(1, "frames each conv kernel spans in time: 3, or 1 = the encoder reads each frame's "
+                              "spectrum alone and only its pooling spans time (docs/quality.md)")
     loud_fraction: float = opt(0.5, "the encoder reads only the loudest fraction of a song's frames, joined in "
                                     "time order, in training and when embedding (where the voice rests, a "
                                     "vocal estimate is mostly leftover band); 1 = every frame")
@@ -385,6 +387,7 @@ def validate(cfg: Config) -> Config:
          "contrastive.stretch_factors", "must be a non-empty list of positive numbers")
     need(c.queue_size >= 0, "contrastive.queue_size", "must be >= 0")
     need(0 < c.loud_fraction <= 1, "contrastive.loud_fraction", "must be in (0, 1]")
+    need(c.time_kernel in (1, 3), "contrastive.time_kernel", "must be 1 or 3")
     need(0 <= c.residue_none <= 1, "contrastive.residue_none", "must be in [0, 1]")
     need(0 <= c.reverb_none <= 1, "contrastive.reverb_none", "must be in [0, 1]")
     need(len(c.reverb_s) == 2 and 0 < c.reverb_s[0] <= c.reverb_s[1], "contrastive.reverb_s",

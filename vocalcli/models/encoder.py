@@ -30,16 +30,18 @@ class EncoderConfig:
     embedding_dim: int
     time_pool: int  # frames averaged before the convs
     input_norm: str
+    time_kernel: int  # conv kernel along time: 3, or 1 = each frame's spectrum alone (time only pooled)
 
     @classmethod
     def from_checkpoint(cls, stored: dict) -> EncoderConfig:
-        """A stored config; checkpoints from before ``input_norm`` existed subtracted the crop mean."""
-        return cls(**{"input_norm": "crop", **stored})
+        """A stored config; checkpoints from before ``input_norm`` existed subtracted the crop mean, and
+        those from before ``time_kernel`` had 3-frame kernels."""
+        return cls(**{"input_norm": "crop", "time_kernel": 3, **stored})
 
     @classmethod
     def from_config(cls, c: ContrastiveConfig, audio: AudioConfig) -> EncoderConfig:
         return cls(n_mels=audio.n_mels, channels=c.channels, blocks=c.blocks, embedding_dim=c.embedding_dim,
-                   time_pool=c.time_pool, input_norm=c.input_norm)
+                   time_pool=c.time_pool, input_norm=c.input_norm, time_kernel=c.time_kernel)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -53,11 +55,12 @@ def _groups(ch: int) -> int:
 
 
 class _Block(nn.Module):
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, time_kernel: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        kernel, pad = (3, time_kernel), (1, time_kernel // 2)
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel, padding=pad, bias=False)
         self.norm1 = nn.GroupNorm(_groups(c_out), c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel, padding=pad, bias=False)
         self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
         self.skip = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
 
@@ -74,8 +77,8 @@ class TimbreEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         chans = [min(cfg.channels * 2**i, cfg.channels * 4) for i in range(cfg.blocks)]
-        self.blocks = nn.Sequential(*[_Block(c_in, c_out) for c_in, c_out in zip([1, *chans[:-1]], chans,
-                                                                                  strict=True)])
+        self.blocks = nn.Sequential(*[_Block(c_in, c_out, cfg.time_kernel)
+                                      for c_in, c_out in zip([1, *chans[:-1]], chans, strict=True)])
         freq = cfg.n_mels
         for _ in range(cfg.blocks):
             freq = -(-freq // 2)
