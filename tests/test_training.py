@@ -183,6 +183,13 @@ def test_a_run_begun_before_loud_fraction_read_every_frame():
         "contrastive.loud_fraction: 1.0 -> 0.5"]
     cfg.contrastive.loud_fraction = 1.0
     assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
+    # likewise contrastive.time_kernel (default 1): a last.pt from before it has 3-frame kernels
+    del old["contrastive"]["time_kernel"]
+    filled = _filled(old, "contrastive")
+    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == [
+        "contrastive.time_kernel: 3 -> 1"]
+    cfg.contrastive.time_kernel = 3
+    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
     tcae = _resume_key(cfg, "tcae")
     assert _filled(tcae, "tcae") == tcae
 

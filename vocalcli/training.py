@@ -134,9 +134,10 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-BEFORE_ADDED = {"contrastive": {"loud_fraction": 1.0}}
+BEFORE_ADDED = {"contrastive": {"loud_fraction": 1.0, "time_kernel": 3}}
 """Settings added with a default other than what runs begun before them did: a last.pt without the key
-had this meaning (the encoder read every frame before contrastive.loud_fraction existed)."""
+had this meaning (the encoder read every frame before contrastive.loud_fraction existed, and its
+kernels spanned 3 frames before contrastive.time_kernel)."""
 
 
 def _with_defaults(old: Any, default: Any) -> Any:
