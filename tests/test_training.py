@@ -168,28 +168,23 @@ def test_a_setting_added_after_a_run_started_does_not_block_its_resume():
     assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == ["contrastive.blocks: 4 -> 3"]
 
 
-def test_a_run_begun_before_loud_fraction_read_every_frame():
-    """contrastive.loud_fraction joined with default 0.5; runs begun before it read every frame, so their
-    last.pt does not silently resume under the new default (the TCAE's key is left alone)."""
+def test_a_run_begun_before_loud_fraction_or_time_kernel_does_not_resume_under_their_defaults():
+    """contrastive.loud_fraction joined with default 0.5 (runs begun before it read every frame) and
+    contrastive.time_kernel with 1 (before it, kernels spanned 3 frames), so a last.pt without them does
+    not silently resume under the new defaults (the TCAE's key is left alone)."""
     from vocalcli import checkpoint
     from vocalcli.config import Config
     from vocalcli.training import _filled, _resume_key
 
     cfg = Config()
     old = _resume_key(cfg, "contrastive")
-    del old["contrastive"]["loud_fraction"]
-    filled = _filled(old, "contrastive")
-    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == [
-        "contrastive.loud_fraction: 1.0 -> 0.5"]
-    cfg.contrastive.loud_fraction = 1.0
-    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
-    # likewise contrastive.time_kernel (default 1): a last.pt from before it has 3-frame kernels
-    del old["contrastive"]["time_kernel"]
-    filled = _filled(old, "contrastive")
-    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == [
-        "contrastive.time_kernel: 3 -> 1"]
-    cfg.contrastive.time_kernel = 3
-    assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
+    for key, before, now in (("loud_fraction", 1.0, 0.5), ("time_kernel", 3, 1)):
+        del old["contrastive"][key]
+        filled = _filled(old, "contrastive")
+        assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == [
+            f"contrastive.{key}: {before} -> {now}"]
+        setattr(cfg.contrastive, key, before)
+        assert checkpoint.config_differences(filled, _resume_key(cfg, "contrastive")) == []
     tcae = _resume_key(cfg, "tcae")
     assert _filled(tcae, "tcae") == tcae
 
