@@ -2,6 +2,10 @@
 
 2-D convolutions see the frequency axis as an image axis, so the net can respond to where the
 harmonics and formants sit, which is what the pitch-shift negatives ask it to separate from timbre.
+By default the kernels are one frame wide (``time_kernel``): only pooling spans time, so the net hears
+spectra and how they are spread, not how frames follow each other, which is where a song's band,
+rhythm and melody are (on voices it did not train on: as good, on those it did: better;
+docs/quality.md).
 GroupNorm (not BatchNorm) keeps a sample's embedding independent of the rest of its batch: no
 information leaks between the MoCo query and key batches, and DDP needs no synchronised statistics.
 """
