@@ -169,6 +169,29 @@ def test_info_nce_counts_candidates_and_chance_level():
     assert float(losses.chance_level(n)) == pytest.approx(math.log(22))
 
 
+def test_info_nce_teacher_pulls_songs_it_finds_alike_together():
+    """teacher_weight w: 1 - w of the target stays on the crop's own key, w goes to the other songs'
+    keys (batch and queue) by teacher similarity; transformed views (-inf) get none."""
+    torch.manual_seed(0)
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 8), dim=1)  # noqa: E731
+    k, negs, queue = unit(2), unit(2), unit(2)
+    ids, qids = torch.tensor([0, 1]), torch.tensor([5, 6])
+    q = k[[1, 0]].clone()  # each query looks like the other song's key
+    teacher = torch.zeros(2, 6)
+    teacher[:, 2:4] = float("-inf")
+    run = lambda t, w: float(losses.info_nce(q, k, 0.1, negs, queue, ids, qids, t, w, 0.1)[0])  # noqa: E731
+    plain = run(None, 0.0)
+    assert run(teacher, 0.0) == plain
+    alike, unlike = teacher.clone(), teacher.clone()
+    alike[0, 1] = alike[1, 0] = 1.0  # the teacher agrees with what the queries look like
+    unlike[:, 4] = 1.0  # the teacher favours a queue key the queries do not look like
+    assert run(alike, 0.5) < plain and run(alike, 0.5) < run(unlike, 0.5)
+    # nothing to share with (a lone song, no queue): the target stays on the own key
+    lone = torch.full((1, 2), float("-inf"))
+    one, _ = losses.info_nce(q[:1], k[:1], 0.1, negs[:1], teacher=lone, teacher_weight=0.5)
+    assert float(one) == pytest.approx(float(losses.info_nce(q[:1], k[:1], 0.1, negs[:1])[0]))
+
+
 def test_encoder_with_time_kernel_1_hears_spectra_not_their_order():
     """time_kernel 1: convolutions see one frame's spectrum; only pooling spans time. A crop played
     backwards (whole pooling windows: 2 x 2**4 frames) embeds the same; with 3-frame kernels it does not."""

@@ -250,3 +250,23 @@ def test_validation_on_a_large_library_is_spread_over_its_singers(proj):
     cfg.contrastive.eval_songs = 3
     r = training.fit(training.ContrastiveTask(proj, cfg, CPU), cfg, CPU, checkpoints=None, run_root=None)
     assert r.metrics["val_songs"] == 3 and 0 <= r.metrics["val_singer_acc"] <= 1
+
+
+def test_signature_teacher_trains_and_needs_self_paired_positives(proj):
+    """contrastive.teacher_weight: the training songs' signature similarities shape the target; the loss
+    stays finite and falls, and with singer positives (whose groups replace song ids) it is refused."""
+    from vocalcli import config as config_mod
+    from vocalcli.errors import ConfigError
+
+    cfg = _cfg(epochs=6, steps_per_epoch=3, lr=3e-3)
+    cfg.contrastive.queue_size = 0
+    cfg.contrastive.teacher_weight = 0.5
+    torch.manual_seed(0)
+    task = training.ContrastiveTask(proj, cfg, CPU)
+    assert task.signatures.shape == (len(task.songs), cfg.timbre.cepstra * (cfg.timbre.cepstra - 1) // 2)
+    r = training.fit(task, cfg, CPU, checkpoints=None, run_root=None)
+    losses = [h["train_loss"] for h in r.history]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+    cfg.contrastive.positives = "singer"
+    with pytest.raises(ConfigError, match="teacher_weight"):
+        config_mod.validate(cfg)

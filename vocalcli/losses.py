@@ -16,6 +16,9 @@ def info_nce(
     queue: torch.Tensor | None = None,
     ids: torch.Tensor | None = None,
     queue_ids: torch.Tensor | None = None,
+    teacher: torch.Tensor | None = None,
+    teacher_weight: float = 0.0,
+    teacher_temperature: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE over positives, in-batch, transformed-view and queue negatives.
 
@@ -25,6 +28,11 @@ def info_nce(
     this is what makes the embedding sensitive to the transformation), and ``queue`` [Q, D] (MoCo
     memory bank). Rows of the batch or queue that come from the same song as query i (``ids`` [B],
     ``queue_ids`` [Q]) are masked out: a stale key of one's own song is not a negative.
+
+    ``teacher`` [B, B + V + Q]: a label-free guess at how alike query i and each candidate are (-inf where
+    it has none: the transformed views); with ``teacher_weight`` w > 0 the answer keeps 1 - w of the
+    target and w is spread over the other songs' keys as softmax(teacher / teacher_temperature), so songs
+    the teacher finds alike are pulled together, not only crops of one song.
 
     Returns (mean loss, mean number of candidates N per query as a 0-d tensor: reading it back as a number
     would wait for the GPU every step); chance level is ln N.
@@ -46,8 +54,17 @@ def info_nce(
             mask[:, -queue.shape[0]:] = ids[:, None] == queue_ids[None, :]
     logits = logits.masked_fill(mask, float("-inf"))
     labels = torch.arange(b, device=query.device)
-    loss = F.cross_entropy(logits.float(), labels)
     n = (~mask).sum(dim=1).float().mean()
+    if teacher is None or teacher_weight <= 0:
+        return F.cross_entropy(logits.float(), labels), n
+    t = teacher.float().masked_fill(mask, float("-inf"))
+    t[labels, labels] = float("-inf")  # the answer has its own share
+    soft = torch.softmax(t / teacher_temperature, dim=1).nan_to_num(0.0)  # a row with no candidate: all 0
+    w = teacher_weight * (soft.sum(dim=1, keepdim=True) > 0)
+    target = soft * w
+    target[labels, labels] += 1 - w[:, 0]
+    logp = torch.log_softmax(logits.float(), dim=1)
+    loss = -(target * logp.masked_fill(target == 0, 0.0)).sum(dim=1).mean()
     return loss, n
 
 

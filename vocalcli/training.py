@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from vocalcli import checkpoint, data, losses, transforms
+from vocalcli import cepstral, checkpoint, data, losses, transforms
 from vocalcli import project as project_mod
 from vocalcli.config import Config, TimbreConfig, TrainConfig
 from vocalcli.device import autocast, resolve_device, seed_everything, tune_for
@@ -464,12 +464,14 @@ def positive_groups(songs: list[data.Song], bank: data.MelBank, positives: str,
         singers = sorted({s.singer for s in songs})
         return np.array([singers.index(s.singer) for s in songs])
     if positives == "signature":
-        from vocalcli import cepstral
-
-        sigs = np.stack([cepstral.song_signature(np.asarray(bank.mel(i), dtype=np.float32), timbre)
-                         for i in range(len(bank))])
-        return cepstral.neighbour_groups(sigs)
+        return cepstral.neighbour_groups(song_signatures(bank, timbre))
     return None
+
+
+def song_signatures(bank: data.MelBank, timbre: TimbreConfig) -> np.ndarray:
+    """[N, D] the cepstral signature of every song in ``bank``, from its whole mel as `vocal embed` reads it."""
+    return np.stack([cepstral.song_signature(np.asarray(bank.mel(i), dtype=np.float32), timbre)
+                     for i in range(len(bank))])
 
 
 class ContrastiveTask(Task):
@@ -504,6 +506,9 @@ class ContrastiveTask(Task):
         self.queue_len, self.queue_ptr = 0, 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         self.groups = positive_groups(self.songs, self.bank, c.positives, cfg.timbre)
+        self.signatures = None  # [N, D] the training songs' signatures, the teacher's (teacher_weight)
+        if c.teacher_weight > 0:
+            self.signatures = torch.from_numpy(song_signatures(self.bank, cfg.timbre)).float().to(device)
         self.residues, self.notes = None, []
         donors = [i for i, s in enumerate(self.songs) if s.residue is not None]
         if c.residue_none < 1 and len(donors) >= 2:
@@ -573,7 +578,13 @@ class ContrastiveTask(Task):
         with torch.no_grad():
             k = self.key_model(pos)
         queue = self.queue[: self.queue_len]
-        loss, n = losses.info_nce(q, k, self.c.temperature, nv, queue, ids, self.queue_ids[: self.queue_len])
+        teacher = None
+        if self.signatures is not None:  # signature similarity of the crop's song to every candidate's
+            sig = self.signatures[batch["idx"].to(self.device)]
+            teacher = torch.cat([sig @ sig.T, torch.full((b, nv.shape[0]), float("-inf"), device=self.device),
+                                 sig @ self.signatures[self.queue_ids[: self.queue_len]].T], dim=1)
+        loss, n = losses.info_nce(q, k, self.c.temperature, nv, queue, ids, self.queue_ids[: self.queue_len],
+                                  teacher, self.c.teacher_weight, self.c.teacher_temperature)
         self._pending = (k.detach().float(), ids)
         return loss, {"n_candidates": n, "ln_n": losses.chance_level(n)}
 
