@@ -154,9 +154,10 @@ class ContrastiveConfig:
                           choices=INPUT_NORMS)
     time_kernel: int = opt(1, "frames each conv kernel spans in time: 3, or 1 = the encoder reads each frame's "
                               "spectrum alone and only its pooling spans time (docs/quality.md)")
-    teacher_weight: float = opt(0.0, "share of each crop's InfoNCE target given to other training songs, by "
+    teacher_weight: float = opt(0.5, "share of each crop's InfoNCE target given to other training songs, by "
                                     "how alike their cepstral signatures are (no labels; softmax at "
-                                    "teacher_temperature); 0 = only its own song (docs/quality.md)")
+                                    "teacher_temperature); 0 = only its own song; used with positives: song "
+                                    "(docs/quality.md)")
     teacher_temperature: float = opt(0.1, "temperature of that softmax over signature cosine similarities")
     loud_fraction: float = opt(0.5, "the encoder reads only the loudest fraction of a song's frames, joined in "
                                     "time order, in training and when embedding (where the voice rests, a "
@@ -394,8 +395,6 @@ def validate(cfg: Config) -> Config:
     need(c.time_kernel in (1, 3), "contrastive.time_kernel", "must be 1 or 3")
     need(0 <= c.teacher_weight < 1, "contrastive.teacher_weight", "must be in [0, 1)")
     need(c.teacher_temperature > 0, "contrastive.teacher_temperature", "must be positive")
-    need(c.teacher_weight == 0 or c.positives == "song", "contrastive.teacher_weight",
-         "needs contrastive.positives: song (the teacher spreads the target over other songs itself)")
     need(0 <= c.residue_none <= 1, "contrastive.residue_none", "must be in [0, 1]")
     need(0 <= c.reverb_none <= 1, "contrastive.reverb_none", "must be in [0, 1]")
     need(len(c.reverb_s) == 2 and 0 < c.reverb_s[0] <= c.reverb_s[1], "contrastive.reverb_s",

@@ -134,10 +134,10 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-BEFORE_ADDED = {"contrastive": {"loud_fraction": 1.0, "time_kernel": 3}}
+BEFORE_ADDED = {"contrastive": {"loud_fraction": 1.0, "time_kernel": 3, "teacher_weight": 0.0}}
 """Settings added with a default other than what runs begun before them did: a last.pt without the key
-had this meaning (the encoder read every frame before contrastive.loud_fraction existed, and its
-kernels spanned 3 frames before contrastive.time_kernel)."""
+had this meaning (the encoder read every frame before contrastive.loud_fraction existed, its kernels
+spanned 3 frames before contrastive.time_kernel, and it had no teacher before contrastive.teacher_weight)."""
 
 
 def _with_defaults(old: Any, default: Any) -> Any:
@@ -482,6 +482,11 @@ class ContrastiveTask(Task):
     (then no song of that singer is a negative). For each ``neg`` transformation, the batch's anchor
     crops transformed are added as negatives of every anchor (its own transformed crop included).
 
+    Teacher (``teacher_weight``, with song positives): part of each crop's target goes to the other songs'
+    keys by how alike their cepstral signatures are. Two crops of one song share the song's band as much
+    as its voice, so same-song positives alone can teach the band; the signature, which the band barely
+    moves, says which *other* songs share the voice, without labels.
+
     Residues (``contrastive.residue_*``, where prepare stored them): anchor and positive each get what
     MR removal took out of *another* song (its residue mel, power-added at a random level or not at
     all), so the band a vocal estimate still carries stops being what makes two crops alike; the
@@ -507,7 +512,7 @@ class ContrastiveTask(Task):
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         self.groups = positive_groups(self.songs, self.bank, c.positives, cfg.timbre)
         self.signatures = None  # [N, D] the training songs' signatures, the teacher's (teacher_weight)
-        if c.teacher_weight > 0:
+        if c.teacher_weight > 0 and c.positives == "song":  # other positives group songs themselves
             self.signatures = torch.from_numpy(song_signatures(self.bank, cfg.timbre)).float().to(device)
         self.residues, self.notes = None, []
         donors = [i for i, s in enumerate(self.songs) if s.residue is not None]
