@@ -171,24 +171,25 @@ def test_info_nce_counts_candidates_and_chance_level():
 
 def test_info_nce_teacher_pulls_songs_it_finds_alike_together():
     """teacher_weight w: 1 - w of the target stays on the crop's own key, w goes to the other songs'
-    keys (batch and queue) by teacher similarity; transformed views (-inf) get none."""
+    keys (batch and queue) by how alike the teacher's song vectors are; transformed views get none."""
     torch.manual_seed(0)
     unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 8), dim=1)  # noqa: E731
     k, negs, queue = unit(2), unit(2), unit(2)
     ids, qids = torch.tensor([0, 1]), torch.tensor([5, 6])
     q = k[[1, 0]].clone()  # each query looks like the other song's key
-    teacher = torch.zeros(2, 6)
-    teacher[:, 2:4] = float("-inf")
     run = lambda t, w: float(losses.info_nce(q, k, 0.1, negs, queue, ids, qids, t, w, 0.1)[0])  # noqa: E731
     plain = run(None, 0.0)
-    assert run(teacher, 0.0) == plain
-    alike, unlike = teacher.clone(), teacher.clone()
-    alike[0, 1] = alike[1, 0] = 1.0  # the teacher agrees with what the queries look like
-    unlike[:, 4] = 1.0  # the teacher favours a queue key the queries do not look like
+    eye = torch.eye(7)
+    alike = eye.clone()
+    alike[1] = alike[0]  # the teacher hears songs 0 and 1 alike, as the queries look
+    unlike = eye.clone()
+    unlike[0] = unlike[1] = 0.0
+    unlike[0, 5], unlike[0, 6], unlike[1, 5], unlike[1, 4] = 1.0, 1.0, 1.0, 1.0
+    unlike = torch.nn.functional.normalize(unlike, dim=1)  # songs 0 and 1 each nearer queue song 5 than each other
+    assert run(alike, 0.0) == plain
     assert run(alike, 0.5) < plain and run(alike, 0.5) < run(unlike, 0.5)
     # nothing to share with (a lone song, no queue): the target stays on the own key
-    lone = torch.full((1, 2), float("-inf"))
-    one, _ = losses.info_nce(q[:1], k[:1], 0.1, negs[:1], teacher=lone, teacher_weight=0.5)
+    one, _ = losses.info_nce(q[:1], k[:1], 0.1, negs[:1], ids=ids[:1], teacher=eye, teacher_weight=0.5)
     assert float(one) == pytest.approx(float(losses.info_nce(q[:1], k[:1], 0.1, negs[:1])[0]))
 
 

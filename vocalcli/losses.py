@@ -29,10 +29,11 @@ def info_nce(
     memory bank). Rows of the batch or queue that come from the same song as query i (``ids`` [B],
     ``queue_ids`` [Q]) are masked out: a stale key of one's own song is not a negative.
 
-    ``teacher`` [B, B + V + Q]: a label-free guess at how alike query i and each candidate are (-inf where
-    it has none: the transformed views); with ``teacher_weight`` w > 0 the answer keeps 1 - w of the
-    target and w is spread over the other songs' keys as softmax(teacher / teacher_temperature), so songs
-    the teacher finds alike are pulled together, not only crops of one song.
+    ``teacher`` [S, E]: one L2-normalised vector per song id (rows picked by ``ids`` and ``queue_ids``), a
+    label-free guess at how alike two songs are (their dot product). With ``teacher_weight`` w > 0 the
+    answer keeps 1 - w of the target and w is spread over the other songs' keys (batch and queue, not the
+    transformed views) as softmax(similarity / teacher_temperature), so songs the teacher finds alike are
+    pulled together, not only crops of one song.
 
     Returns (mean loss, mean number of candidates N per query as a 0-d tensor: reading it back as a number
     would wait for the GPU every step); chance level is ln N.
@@ -57,7 +58,14 @@ def info_nce(
     n = (~mask).sum(dim=1).float().mean()
     if teacher is None or teacher_weight <= 0:
         return F.cross_entropy(logits.float(), labels), n
-    t = teacher.float().masked_fill(mask, float("-inf"))
+    if ids is None:
+        raise ValueError("a teacher needs the song ids of the batch (and of the queue)")
+    t = torch.full_like(logits, float("-inf"))  # the transformed views get no share
+    mine = teacher[ids].float()
+    t[:, :b] = mine @ mine.T
+    if queue is not None and queue.numel():
+        t[:, -queue.shape[0]:] = mine @ teacher[queue_ids].float().T
+    t = t.masked_fill(mask, float("-inf"))
     t[labels, labels] = float("-inf")  # the answer has its own share
     soft = torch.softmax(t / teacher_temperature, dim=1).nan_to_num(0.0)  # a row with no candidate: all 0
     w = teacher_weight * (soft.sum(dim=1, keepdim=True) > 0)

@@ -583,13 +583,8 @@ class ContrastiveTask(Task):
         with torch.no_grad():
             k = self.key_model(pos)
         queue = self.queue[: self.queue_len]
-        teacher = None
-        if self.signatures is not None:  # signature similarity of the crop's song to every candidate's
-            sig = self.signatures[batch["idx"].to(self.device)]
-            teacher = torch.cat([sig @ sig.T, torch.full((b, nv.shape[0]), float("-inf"), device=self.device),
-                                 sig @ self.signatures[self.queue_ids[: self.queue_len]].T], dim=1)
         loss, n = losses.info_nce(q, k, self.c.temperature, nv, queue, ids, self.queue_ids[: self.queue_len],
-                                  teacher, self.c.teacher_weight, self.c.teacher_temperature)
+                                  self.signatures, self.c.teacher_weight, self.c.teacher_temperature)
         self._pending = (k.detach().float(), ids)
         return loss, {"n_candidates": n, "ln_n": losses.chance_level(n)}
 
